@@ -1,0 +1,50 @@
+"""Exception hierarchy. Exceptions are for configuration, infrastructure and bugs; bad records are drops.
+
+Exit codes used by the CLI: 2 for anything the user fixes in the recipe or command line (RecipeError,
+SourceError found before work starts), 1 for failures while running (StageError, StrictError).
+"""
+
+
+class CurateError(Exception):
+    """Base class: an error with a message meant for the user, no traceback needed."""
+
+    exit_code = 1
+
+    def __reduce__(self):  # keep the exit code when Ray ships the exception back from a worker
+        return (_rebuild, (type(self), str(self), self.exit_code))
+
+
+def _rebuild(cls, message: str, exit_code: int) -> CurateError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.exit_code = exit_code
+    return err
+
+
+class RecipeError(CurateError):
+    """The recipe or the command line is wrong; the message names the file and field path."""
+
+    exit_code = 2
+
+
+class SourceError(CurateError):
+    """An input cannot be found or read. Found before work starts: exit 2; while reading: exit 1."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, while_running: bool = False):
+        super().__init__(message)
+        if while_running:
+            self.exit_code = 1
+
+
+class StrictError(CurateError):
+    """`--strict`: the first bad record aborts the run, naming file and line."""
+
+    exit_code = 1
+
+
+class StageError(CurateError):
+    """A stage cannot complete (a conservation violation, a failed task); the run aborts."""
+
+    exit_code = 1

@@ -1,0 +1,158 @@
+"""The work-directory layout and atomic writes.
+
+    WORKDIR/<stage>/part-NNNNN.parquet          kept documents (the only files a reader of the stage reads)
+    WORKDIR/<stage>/dropped/part-NNNNN.parquet  dropped documents: id, source, stage, drop_reason, drop_detail
+    WORKDIR/<stage>/_parts/part-NNNNN.json      per-partition record: identity, ledger, output checksums
+    WORKDIR/<stage>/_work/                      intermediate artifacts of global stages (hashes, indexes)
+    WORKDIR/<stage>/_manifest.json              written last: the stage is complete
+
+Every file is written under a temporary name in the same folder and renamed into place, so a killed
+run leaves either a whole file or a `.tmp-*` file that nothing reads and the next attempt deletes. A
+partition counts as done only when its `_parts` record exists and names the same input and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics=True, use_dictionary=True)
+
+
+def stage_dir(workdir: str | Path, stage: str) -> Path:
+    return Path(workdir) / stage
+
+
+def part_files(directory: str | Path) -> list[Path]:
+    """Kept parts of a stage: exactly `part-*.parquet` directly in its folder, sorted by name."""
+    return sorted(Path(directory).glob("part-*.parquet"))
+
+
+def part_index(name: str) -> int:
+    return int(Path(name).name.split("-")[1].split(".")[0])
+
+
+@contextmanager
+def atomic_path(final: str | Path):
+    """Yields a temporary path beside `final`; renames it into place only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ParquetPartWriter:
+    """Streams tables into one parquet file atomically; the file exists (possibly empty) after close()."""
+
+    def __init__(self, final: Path, schema: pa.Schema | None = None):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.final.parent / f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}"
+        self.schema = schema
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.schema = self.schema or table.schema
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, **PARQUET_OPTIONS)
+        if table.num_rows:
+            self.writer.write_table(table.cast(self.schema))
+            self.rows += table.num_rows
+
+    def close(self) -> dict:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, **PARQUET_OPTIONS)
+        self.writer.close()
+        os.replace(self.tmp, self.final)
+        return {"file": self.final.name, "rows": self.rows, "sha256": sha256_file(self.final)}
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def iter_part(path: str | Path, columns: list[str] | None = None, batch_size: int = 8192):
+    """Record batches of a part as tables; yields one empty table (with the schema) for an empty part."""
+    pf = pq.ParquetFile(path)
+    empty = True
+    for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        empty = False
+        yield pa.Table.from_batches([batch])
+    if empty:
+        schema = pf.schema_arrow
+        yield schema.empty_table() if columns is None else pa.schema([schema.field(c) for c in columns]).empty_table()
+
+
+def clean_temporaries(directory: str | Path) -> None:
+    """Removes `.tmp-*` leftovers of a killed attempt (never read, safe to delete)."""
+    directory = Path(directory)
+    if directory.exists():
+        for tmp in directory.rglob(".tmp-*"):
+            tmp.unlink(missing_ok=True)
+
+
+def reset_stage(directory: str | Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_grouped(path: str | Path, table: pa.Table, key: str) -> None:
+    """Writes `table` sorted by the integer column `key`, one row group per key value, with an index
+    key -> row group in the file's metadata, so a reader fetches one group without reading the rest."""
+    import pyarrow.compute as pc
+
+    table = table.sort_by([(key, "ascending")])
+    keys = pc.unique(table[key]).to_pylist() if table.num_rows else []
+    index = json.dumps({str(k): i for i, k in enumerate(keys)})
+    schema = table.schema.with_metadata({GROUPS_KEY: index.encode()})
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+        if not keys:
+            writer.write_table(schema.empty_table())
+        for k in keys:
+            group = table.filter(pc.equal(table[key], k)).replace_schema_metadata(schema.metadata)
+            writer.write_table(group, row_group_size=max(1, group.num_rows))
+
+
+GROUPS_KEY = b"curate.groups"
+
+
+def read_groups(path: str | Path, keys) -> pa.Table:
+    """The rows of a file written by `write_grouped` whose key is in `keys` (an empty table if none)."""
+    pf = pq.ParquetFile(path)
+    schema = pf.schema_arrow
+    index = json.loads(schema.metadata[GROUPS_KEY])
+    wanted = sorted(index[str(k)] for k in keys if str(k) in index)
+    if not wanted:
+        return schema.remove_metadata().empty_table()
+    return pf.read_row_groups(wanted).replace_schema_metadata(None)

@@ -1,0 +1,266 @@
+"""Running stages: order, inputs, skipping what is up to date, resume, manifests, conservation.
+
+A run executes the selected stages in the fixed pipeline order. Each reads the output of the nearest
+earlier stage that is selected in the same run or already complete in the workdir. A stage whose
+manifest names the same configuration and input is skipped; `force` redoes it. Inside a stage, a
+partition whose record names the same input and configuration is reused, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from curate import parts
+from curate.errors import RecipeError, StageError, StrictError
+from curate.ledger import Ledger
+from curate.schema import STAGES
+from curate.tasks import PartTask, is_done, run_part
+
+log = logging.getLogger("curate")
+
+
+@dataclass
+class Context:
+    recipe: object
+    workdir: Path
+    engine: object
+    force: bool = False
+    strict: bool = False
+
+    def dir(self, stage: str) -> Path:
+        return parts.stage_dir(self.workdir, stage)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    manifest: dict
+    skipped: bool
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def manifest_path(workdir: Path, stage: str) -> Path:
+    return parts.stage_dir(workdir, stage) / "_manifest.json"
+
+
+def read_manifest(workdir: Path, stage: str) -> dict | None:
+    path = manifest_path(workdir, stage)
+    return parts.read_json(path) if path.exists() else None
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("curate", "pyarrow", "numpy", "ray", "datasketch", "tokenizers", "fasttext-numpy2-wheel", "smart_open"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def output_fingerprint(records: list[dict]) -> str:
+    """Identity of a stage's output: the names and checksums of its kept and dropped parts."""
+    items = sorted((r["name"], r["outputs"]["kept"]["sha256"], r["outputs"]["dropped"]["sha256"]) for r in records)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def prepare_stage_dir(ctx: Context, stage: str, config_hash: str, input_fp: str) -> None:
+    """Keeps a killed attempt's finished work only if it was made from the same config and input."""
+    d = ctx.dir(stage)
+    attempt = d / "_attempt.json"
+    current = {"config_hash": config_hash, "input_fingerprint": input_fp}
+    if ctx.force or (attempt.exists() and parts.read_json(attempt) != current) or (d.exists() and not attempt.exists()):
+        parts.reset_stage(d)
+    parts.clean_temporaries(d)
+    if (d / "_manifest.json").exists():
+        (d / "_manifest.json").unlink()
+    parts.write_json(attempt, current)
+
+
+def run_part_tasks(ctx: Context, tasks: list[PartTask], desc: str) -> tuple[list[dict], int]:
+    """Runs the partitions not already done; returns every partition's record and how many were reused."""
+    todo = [t for t in tasks if not is_done(t)]
+    reused = len(tasks) - len(todo)
+    if reused:
+        log.info("%s: reusing %d of %d partitions from an interrupted attempt", desc, reused, len(tasks))
+    ctx.engine.map(run_part, todo, desc=desc)
+    records = [parts.read_json(Path(t.out_dir) / "_parts" / f"{t.name}.json") for t in tasks]
+    return records, reused
+
+
+def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict, records: list[dict],
+                 reused: int, started: float, expected_in: dict[str, int] | None, extra: dict) -> dict:
+    ledger = Ledger(stage)
+    for rec in records:
+        ledger.merge(Ledger.from_json(stage, rec["ledger"]))
+    ledger.check_conservation(expected_in)
+    total = ledger.total()
+    finished = time.time()
+    manifest = {
+        "stage": stage,
+        "recipe": {"name": ctx.recipe.name, "hash": ctx.recipe.recipe_hash(), "seed": ctx.recipe.seed},
+        "config": ctx.recipe.section(stage).model_dump(mode="json") if hasattr(ctx.recipe, stage) else {},
+        "config_hash": config_hash,
+        "input": input_info,
+        "output_fingerprint": output_fingerprint(records),
+        "parts": [r["name"] for r in records],
+        "partitions": {"total": len(records), "computed": len(records) - reused, "reused": reused},
+        "ledger": ledger.to_json(),
+        "totals": total.to_json(),
+        "extra": extra,
+        "versions": package_versions(),
+        "engine": ctx.engine.name,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "seconds": round(finished - started, 3),
+    }
+    parts.write_json(manifest_path(ctx.workdir, stage), manifest)
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------- stages
+def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
+    from curate.sources import plan_ingest
+
+    started = time.time()
+    plan = plan_ingest(ctx.recipe)
+    config_hash = ctx.recipe.config_hash("ingest")
+    input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
+    if (skip := _up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
+        return skip
+    prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
+    out = str(ctx.dir("ingest"))
+    tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict)
+             for p in plan]
+    try:
+        records, reused = run_part_tasks(ctx, tasks, "ingest")
+    except StrictError:
+        parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
+        raise
+    extra = {"renamed_ids": sum(r["extra"].get("renamed_ids", 0) for r in records),
+             "files": sum(len(p.files) for p in plan)}
+    manifest = finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
+                            records=records, reused=reused, started=started, expected_in=None, extra=extra)
+    return StageResult("ingest", manifest, False)
+
+
+def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
+    from curate import tasks as T
+    from curate.stages.exact_dedup import BUCKETS
+
+    started = time.time()
+    up = read_manifest(ctx.workdir, upstream)
+    config_hash = ctx.recipe.config_hash("exact_dedup")
+    input_fp = up["output_fingerprint"]
+    if (skip := _up_to_date(ctx, "exact_dedup", config_hash, input_fp)) is not None:
+        return skip
+    prepare_stage_dir(ctx, "exact_dedup", config_hash, input_fp)
+    d = ctx.dir("exact_dedup")
+    inputs = [ctx.dir(upstream) / f"{name}.parquet" for name in up["parts"]]
+    hashes = [str(d / "_work" / "hashes" / f"{p.stem}.parquet") for p in inputs]
+    normalize = ctx.recipe.exact_dedup.normalize
+    rows = ctx.engine.map(T.hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
+    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, BUCKETS)
+    losers_dir = d / "_work" / "losers"
+    reduce_args = [(hashes, r, str(losers_dir / f"losers-{r[0]:03d}-{r[-1]:03d}.parquet")) for r in ranges]
+    n_losers = ctx.engine.map(T.reduce_hashes, reduce_args, desc="exact_dedup: group")
+    tasks = [PartTask("exact_dedup", p.stem, _part_identity(ctx, upstream, p.stem), config_hash, str(d), ctx.recipe,
+                      input_part=str(p), options={"losers_dir": str(losers_dir)}) for p in inputs]
+    records, reused = run_part_tasks(ctx, tasks, "exact_dedup: mark")
+    extra = {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}
+    manifest = finish_stage(ctx, "exact_dedup", config_hash=config_hash,
+                            input_info={"stage": upstream, "fingerprint": input_fp}, records=records, reused=reused,
+                            started=started, expected_in=Ledger.from_json(upstream, up["ledger"]).kept_per_source(),
+                            extra=extra)
+    return StageResult("exact_dedup", manifest, False)
+
+
+def bucket_ranges(total_docs: int, cpus: int, buckets: int, docs_per_task: int = 2_000_000) -> list[list[int]]:
+    """Splits the hash buckets into contiguous ranges: enough tasks to use every CPU, and few enough
+    documents per task to bound its memory. The split never changes the result, only the speed."""
+    n = min(buckets, max(cpus, -(-total_docs // docs_per_task)))
+    bounds = [round(i * buckets / n) for i in range(n + 1)]
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(n) if bounds[i] < bounds[i + 1]]
+
+
+def _part_identity(ctx: Context, upstream: str, name: str) -> str:
+    rec = parts.read_json(ctx.dir(upstream) / "_parts" / f"{name}.json")
+    return rec["outputs"]["kept"]["sha256"]
+
+
+def _up_to_date(ctx: Context, stage: str, config_hash: str, input_fp: str) -> StageResult | None:
+    manifest = read_manifest(ctx.workdir, stage)
+    if ctx.force or manifest is None:
+        return None
+    if manifest.get("config_hash") == config_hash and manifest.get("input", {}).get("fingerprint") == input_fp:
+        log.info("%s: up to date (%s)", stage, manifest_path(ctx.workdir, stage))
+        return StageResult(stage, manifest, True)
+    return None
+
+
+RUNNERS: dict[str, Callable[[Context, str | None], StageResult]] = {
+    "ingest": run_ingest,
+    "exact_dedup": run_exact_dedup,
+}
+
+
+def implemented_stages() -> list[str]:
+    return [s for s in STAGES if s in RUNNERS]
+
+
+def select_stages(requested: list[str] | None) -> list[str]:
+    from curate.schema import stage_key
+
+    if not requested:
+        return implemented_stages()
+    keys = [stage_key(s) for s in requested]
+    for k in keys:
+        if k not in STAGES:
+            raise RecipeError(f"--stages: unknown stage {k!r} (stages: {', '.join(STAGES)})")
+        if k not in RUNNERS:
+            raise RecipeError(f"--stages: stage {k!r} is not implemented yet (available: {', '.join(implemented_stages())})")
+    return [s for s in STAGES if s in keys]
+
+
+def upstream_of(stage: str, selected: list[str], workdir: Path) -> str | None:
+    """The nearest earlier stage selected in this run, or else already complete in the workdir."""
+    earlier = STAGES[: STAGES.index(stage)]
+    for s in reversed(earlier):
+        if s in selected or read_manifest(workdir, s) is not None:
+            return s
+    return None
+
+
+def run(ctx: Context, stages: list[str]) -> list[StageResult]:
+    results = []
+    for stage in stages:
+        upstream = upstream_of(stage, stages, ctx.workdir)
+        if stage != "ingest" and upstream is None:
+            raise RecipeError(f"{stage}: needs the output of an earlier stage; none is selected or complete in {ctx.workdir}")
+        log.info("%s: start (input: %s)", stage, upstream or "sources")
+        result = RUNNERS[stage](ctx, upstream)
+        if not result.skipped:
+            _log_stage(result.manifest)
+        results.append(result)
+    return results
+
+
+def _log_stage(m: dict) -> None:
+    t = m["totals"]
+    p = m["partitions"]
+    log.info("%s: %d in, %d kept, %d dropped in %.1fs (%d partitions computed, %d reused)", m["stage"], t["docs_in"],
+             t["docs_kept"], sum(t["docs_dropped"].values()), m["seconds"], p["computed"], p["reused"])
+
+
+def check_stage_output(workdir: Path, stage: str) -> None:
+    if read_manifest(workdir, stage) is None:
+        raise StageError(f"{stage}: no complete output in {workdir}")

@@ -1,0 +1,153 @@
+"""Input planning and reading: the recipe's sources become partitions, partitions become raw records.
+
+A partition is the unit of work and of resume: a run of files (code trees), one file (jsonl, arrow) or a
+run of row groups of one file (parquet). Its identity is derived from the inputs (source, file names,
+sizes, modification times, row-group range), never from the engine's scheduling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from curate.errors import SourceError
+from curate.sources import code_tree, jsonl, tables
+from curate.sources.files import InputFile, expand, open_binary
+
+READ_FLUSH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Partition:
+    index: int
+    source: str
+    files: tuple[InputFile, ...]
+    row_groups: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.index:05d}"
+
+    @property
+    def fingerprint(self) -> str:
+        payload = [self.source, [(f.uri, f.relname, f.size, f.mtime_ns) for f in self.files], self.row_groups]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def plan_ingest(recipe) -> list[Partition]:
+    """All partitions of all sources, in recipe order; raises SourceError (exit 2) for missing inputs."""
+    plan: list[Partition] = []
+    for i, source in enumerate(recipe.sources):
+        files = resolve_files(source, i)
+        check_fields(source, files, i)
+        for files_chunk, row_groups in _chunks(source, files, recipe.ingest.partition_bytes):
+            plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups))
+    return plan
+
+
+def resolve_files(source, index: int) -> list[InputFile]:
+    found: dict[str, InputFile] = {}
+    for j, pattern in enumerate(source.paths):
+        if source.format == "code-tree":
+            matches = _tree_files(pattern, source, f"sources[{index}].paths[{j}]")
+        else:
+            matches = expand(pattern)
+        if not matches:
+            raise SourceError(f"sources[{index}].paths[{j}]: no file matches {pattern!r}")
+        for f in matches:
+            found.setdefault(f.uri, f)
+    return sorted(found.values(), key=lambda f: (f.relname, f.uri))
+
+
+def _tree_files(pattern: str, source, where: str) -> list[InputFile]:
+    import os
+
+    if "://" in pattern:
+        raise SourceError(f"{where}: code-tree sources must be local directories, got {pattern!r}")
+    if not os.path.isdir(pattern):
+        raise SourceError(f"{where}: {pattern!r} is not a directory")
+    return code_tree.list_tree(pattern, source)
+
+
+def check_fields(source, files: list[InputFile], index: int) -> None:
+    """The named text field must exist: in every table file's schema, in the first JSON record."""
+    if source.format in ("parquet", "arrow"):
+        for f in files:
+            try:
+                names = tables.table_columns(f, source.format)
+            except (OSError, pa.ArrowException) as exc:
+                raise SourceError(f"sources[{index}]: {f.uri}: not a readable {source.format} file: {exc}") from None
+            missing = [c for c in (source.text_field, source.id_field) if c and c not in names]
+            if missing:
+                raise SourceError(
+                    f"sources[{index}].text_field: {f.uri} has no column {missing[0]!r} (columns: {', '.join(names)})"
+                )
+    elif source.format == "jsonl" and files:
+        first = _first_json_record(files[0])
+        if first is not None and source.text_field not in first:
+            raise SourceError(
+                f"sources[{index}].text_field: first record of {files[0].uri} has no field "
+                f"{source.text_field!r} (fields: {', '.join(sorted(first))})"
+            )
+
+
+def _first_json_record(file: InputFile) -> dict | None:
+    try:
+        with open_binary(file.uri) as fh:
+            for line in fh:
+                if line.strip():
+                    record = json.loads(line)
+                    return record if isinstance(record, dict) else None
+    except (ValueError, OSError, EOFError):
+        return None  # bad records are counted when read, not refused here
+    return None
+
+
+def _chunks(source, files: list[InputFile], target: int):
+    if source.format == "code-tree":
+        chunk, size = [], 0
+        for f in files:
+            if chunk and size + f.size > target:
+                yield chunk, None
+                chunk, size = [], 0
+            chunk.append(f)
+            size += f.size
+        if chunk:
+            yield chunk, None
+    elif source.format == "parquet":
+        for f in files:
+            yield from (([f], rg) for rg in _row_group_ranges(f, target))
+    else:
+        yield from (([f], None) for f in files)
+
+
+def _row_group_ranges(file: InputFile, target: int):
+    meta = tables.open_parquet(file).metadata
+    start, size = 0, 0
+    for i in range(meta.num_row_groups):
+        rg_size = meta.row_group(i).total_byte_size
+        if i > start and size + rg_size > target:
+            yield (start, i)
+            start, size = i, 0
+        size += rg_size
+    yield (start, meta.num_row_groups)
+
+
+def read_partition(partition: Partition, recipe) -> Iterator[pa.Table]:
+    """Raw-record tables of one partition, streamed in bounded batches."""
+    source = recipe.source(partition.source)
+    prefix = f"{source.name}/"
+    if source.format == "code-tree":
+        yield from code_tree.read_files(list(partition.files), source, prefix, recipe.ingest.max_bytes, READ_FLUSH_BYTES)
+        return
+    (file,) = partition.files
+    if source.format == "jsonl":
+        yield from jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES)
+    elif source.format == "parquet":
+        yield from tables.read_parquet(file, partition.row_groups, source, prefix)
+    else:
+        yield from tables.read_arrow(file, source, prefix)

@@ -1,0 +1,171 @@
+"""Worker-side tasks: read a partition, call the pure stage functions, write outputs atomically.
+
+These are plain functions of picklable arguments; the engine runs them in Ray workers or in-process.
+A row task streams its input in batches, so its memory is bounded by the batch, not the partition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import parts
+from curate.errors import StrictError
+from curate.ledger import Ledger
+from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, TEXT, TEXT_HEAD_CHARS
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """One partition's work in a row-wise stage; everything a worker needs."""
+
+    stage: str
+    name: str  # part-NNNNN: the output part's name, the same as the input partition's
+    identity: str  # fingerprint of the input partition
+    config_hash: str
+    out_dir: str
+    recipe: object
+    input_part: str | None = None  # upstream part file (all stages but ingest)
+    partition: object | None = None  # curate.sources.Partition (ingest)
+    strict: bool = False
+    options: dict = field(default_factory=dict)
+
+
+def record_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / "_parts" / f"{name}.json"
+
+
+def is_done(task: PartTask) -> bool:
+    """A partition is done when its record exists and names the same input and configuration."""
+    path = record_path(task.out_dir, task.name)
+    if not path.exists():
+        return False
+    rec = parts.read_json(path)
+    return rec.get("identity") == task.identity and rec.get("config_hash") == task.config_hash
+
+
+def run_part(task: PartTask) -> dict:
+    """Runs one partition through its stage's decide function and writes kept, dropped and the record."""
+    started = time.time()
+    out = Path(task.out_dir)
+    kept_writer = parts.ParquetPartWriter(out / f"{task.name}.parquet")
+    dropped_writer = parts.ParquetPartWriter(out / "dropped" / f"{task.name}.parquet", DROPPED_SCHEMA)
+    ledger = Ledger(task.stage)
+    extra: dict = {}
+    try:
+        for decided in DECIDERS[task.stage](task, extra):
+            nbytes = decided["bytes"] if "bytes" in decided.column_names else None
+            ledger.count(decided, nbytes)
+            kept, dropped = split(decided, task.stage)
+            kept_writer.write(kept)
+            dropped_writer.write(dropped)
+        outputs = {"kept": kept_writer.close(), "dropped": dropped_writer.close()}
+    except BaseException:
+        kept_writer.abort()
+        dropped_writer.abort()
+        raise
+    record = {
+        "name": task.name,
+        "identity": task.identity,
+        "config_hash": task.config_hash,
+        "ledger": ledger.to_json(),
+        "outputs": outputs,
+        "extra": extra,
+        "seconds": round(time.time() - started, 3),
+    }
+    parts.write_json(record_path(out, task.name), record)
+    return record
+
+
+def split(decided: pa.Table, stage: str) -> tuple[pa.Table, pa.Table]:
+    """Kept rows (without the decision columns) and dropped rows in the dropped-file schema."""
+    is_dropped = pc.is_valid(decided[DROP_REASON])
+    kept = decided.filter(pc.invert(is_dropped)).drop_columns([c for c in (DROP_REASON, DROP_DETAIL, "bytes") if c in decided.column_names])
+    if stage == "ingest":
+        kept = kept.select(DOC_SCHEMA.names).cast(DOC_SCHEMA)
+    dropped = decided.filter(is_dropped)
+    nbytes = dropped["bytes"] if "bytes" in dropped.column_names else pc.cast(pc.binary_length(dropped[TEXT]), pa.int64())
+    dropped_out = pa.table(
+        {
+            "id": dropped["id"],
+            "source": dropped["source"],
+            "stage": pa.repeat(stage, dropped.num_rows) if dropped.num_rows else pa.array([], pa.string()),
+            DROP_REASON: dropped[DROP_REASON],
+            DROP_DETAIL: dropped[DROP_DETAIL],
+            "bytes": pc.fill_null(nbytes, 0),
+            "text_head": pc.utf8_slice_codeunits(dropped[TEXT], 0, TEXT_HEAD_CHARS),
+        },
+        schema=DROPPED_SCHEMA,
+    )
+    return kept, dropped_out
+
+
+# ---------------------------------------------------------------------------------------------- deciders
+def _decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    from curate.sources import read_partition
+    from curate.stages import ingest
+
+    recipe = task.recipe
+    source = recipe.source(task.partition.source)
+    deduper = ingest.IdDeduper() if getattr(source, "id_field", None) else None
+    for raw in read_partition(task.partition, recipe):
+        decided = ingest.normalize(raw, source.name, source.kind, recipe.ingest.max_bytes, deduper)
+        if task.strict:
+            bad = ingest.first_strict_violation(decided)
+            if bad is not None:
+                raise StrictError(f"--strict: source {source.name}: {bad}")
+        yield decided
+    extra["renamed_ids"] = deduper.renamed if deduper else 0
+
+
+def _decide_exact_dedup(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    from curate.stages import exact_dedup
+
+    index = parts.part_index(task.name)
+    losers = [parts.read_groups(f, [index]) for f in sorted(Path(task.options["losers_dir"]).glob("losers-*.parquet"))]
+    losers = pa.concat_tables(losers) if losers else exact_dedup.LOSER_SCHEMA.empty_table()
+    first_row = 0
+    for batch in parts.iter_part(task.input_part):
+        yield exact_dedup.mark_losers(batch, first_row, losers)
+        first_row += batch.num_rows
+
+
+DECIDERS: dict[str, Callable[[PartTask, dict], Iterator[pa.Table]]] = {
+    "ingest": _decide_ingest,
+    "exact_dedup": _decide_exact_dedup,
+}
+
+
+# ---------------------------------------------------------------------------------------------- exact dedup phases
+def hash_part(input_part: str, out_file: str, normalize: str) -> int:
+    """exact_dedup phase 1: content hashes of one part, grouped by bucket. Returns the row count."""
+    from curate.stages import exact_dedup
+
+    if Path(out_file + ".json").exists():  # the record is written after the data: both are complete
+        return parts.read_json(out_file + ".json")["rows"]
+    index = parts.part_index(Path(input_part).name)
+    tables, first_row = [], 0
+    for batch in parts.iter_part(input_part, columns=["id", TEXT]):
+        tables.append(exact_dedup.content_hashes(batch, index, first_row, normalize))
+        first_row += batch.num_rows
+    parts.write_grouped(out_file, pa.concat_tables(tables), "bucket")
+    parts.write_json(out_file + ".json", {"rows": first_row})
+    return first_row
+
+
+def reduce_hashes(hash_files: list[str], buckets: list[int], out_file: str) -> int:
+    """exact_dedup phase 2: losers among the documents of a range of buckets, grouped by part."""
+    from curate.stages import exact_dedup
+
+    if Path(out_file + ".json").exists():
+        return parts.read_json(out_file + ".json")["losers"]
+    hashes = pa.concat_tables([parts.read_groups(f, buckets).cast(exact_dedup.HASH_SCHEMA) for f in hash_files])
+    losers = exact_dedup.find_losers(hashes)
+    parts.write_grouped(out_file, losers, "part")
+    parts.write_json(out_file + ".json", {"losers": losers.num_rows})
+    return losers.num_rows
