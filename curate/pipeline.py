@@ -153,19 +153,39 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
     return StageResult("ingest", manifest, False)
 
 
-def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
+def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | None = None) -> StageResult:
+    """A stage that maps each upstream part to one output part through `tasks.DECIDERS[stage]`.
+
+    `prepare(ctx, upstream_manifest, inputs, stage_dir) -> (options, extra)` runs first, for stages that
+    need a global phase (dedup's grouping); its `options` reach every part's decider."""
+    started = time.time()
+    up = read_manifest(ctx.workdir, upstream)
+    config_hash = ctx.recipe.config_hash(stage)
+    input_fp = up["output_fingerprint"]
+    if (skip := _up_to_date(ctx, stage, config_hash, input_fp)) is not None:
+        return skip
+    prepare_stage_dir(ctx, stage, config_hash, input_fp)
+    d = ctx.dir(stage)
+    inputs = [ctx.dir(upstream) / f"{name}.parquet" for name in up["parts"]]
+    options, extra = prepare(ctx, up, inputs, d) if prepare else ({}, {})
+    tasks = [PartTask(stage, p.stem, _part_identity(ctx, upstream, p.stem), config_hash, str(d), ctx.recipe,
+                      input_part=str(p), options=options) for p in inputs]
+    records, reused = run_part_tasks(ctx, tasks, stage)
+    for rec in records:  # numeric per-part extras (counters) add up
+        for k, v in rec["extra"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                extra[k] = extra.get(k, 0) + v
+    manifest = finish_stage(ctx, stage, config_hash=config_hash, input_info={"stage": upstream, "fingerprint": input_fp},
+                            records=records, reused=reused, started=started,
+                            expected_in=Ledger.from_json(upstream, up["ledger"]).kept_per_source(), extra=extra)
+    return StageResult(stage, manifest, False)
+
+
+def _exact_dedup_groups(ctx: Context, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
+    """exact_dedup's global phases: hash every part, then find the losers of each bucket range."""
     from curate import tasks as T
     from curate.stages.exact_dedup import BUCKETS
 
-    started = time.time()
-    up = read_manifest(ctx.workdir, upstream)
-    config_hash = ctx.recipe.config_hash("exact_dedup")
-    input_fp = up["output_fingerprint"]
-    if (skip := _up_to_date(ctx, "exact_dedup", config_hash, input_fp)) is not None:
-        return skip
-    prepare_stage_dir(ctx, "exact_dedup", config_hash, input_fp)
-    d = ctx.dir("exact_dedup")
-    inputs = [ctx.dir(upstream) / f"{name}.parquet" for name in up["parts"]]
     hashes = [str(d / "_work" / "hashes" / f"{p.stem}.parquet") for p in inputs]
     normalize = ctx.recipe.exact_dedup.normalize
     rows = ctx.engine.map(T.hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
@@ -173,15 +193,11 @@ def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
     losers_dir = d / "_work" / "losers"
     reduce_args = [(hashes, r, str(losers_dir / f"losers-{r[0]:03d}-{r[-1]:03d}.parquet")) for r in ranges]
     n_losers = ctx.engine.map(T.reduce_hashes, reduce_args, desc="exact_dedup: group")
-    tasks = [PartTask("exact_dedup", p.stem, _part_identity(ctx, upstream, p.stem), config_hash, str(d), ctx.recipe,
-                      input_part=str(p), options={"losers_dir": str(losers_dir)}) for p in inputs]
-    records, reused = run_part_tasks(ctx, tasks, "exact_dedup: mark")
-    extra = {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}
-    manifest = finish_stage(ctx, "exact_dedup", config_hash=config_hash,
-                            input_info={"stage": upstream, "fingerprint": input_fp}, records=records, reused=reused,
-                            started=started, expected_in=Ledger.from_json(upstream, up["ledger"]).kept_per_source(),
-                            extra=extra)
-    return StageResult("exact_dedup", manifest, False)
+    return {"losers_dir": str(losers_dir)}, {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}
+
+
+def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
+    return run_row_stage(ctx, upstream, "exact_dedup", prepare=_exact_dedup_groups)
 
 
 def bucket_ranges(total_docs: int, cpus: int, buckets: int, docs_per_task: int = 2_000_000) -> list[list[int]]:

@@ -106,6 +106,17 @@ def split(decided: pa.Table, stage: str) -> tuple[pa.Table, pa.Table]:
 
 
 # ---------------------------------------------------------------------------------------------- deciders
+_RESOURCES: dict = {}
+
+
+def cached(key, factory: Callable):
+    """A per-process resource (a fastText model, a tokenizer), built once per worker and reused by every
+    partition that worker runs; Ray keeps worker processes alive between tasks."""
+    if key not in _RESOURCES:
+        _RESOURCES[key] = factory()
+    return _RESOURCES[key]
+
+
 def _decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     from curate.sources import read_partition
     from curate.stages import ingest
