@@ -183,16 +183,16 @@ def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | N
 
 def _exact_dedup_groups(ctx: Context, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
     """exact_dedup's global phases: hash every part, then find the losers of each bucket range."""
-    from curate import tasks as T
     from curate.stages.exact_dedup import BUCKETS
+    from curate.workers import exact_dedup as W
 
     hashes = [str(d / "_work" / "hashes" / f"{p.stem}.parquet") for p in inputs]
     normalize = ctx.recipe.exact_dedup.normalize
-    rows = ctx.engine.map(T.hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
+    rows = ctx.engine.map(W.hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
     ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, BUCKETS)
     losers_dir = d / "_work" / "losers"
     reduce_args = [(hashes, r, str(losers_dir / f"losers-{r[0]:03d}-{r[-1]:03d}.parquet")) for r in ranges]
-    n_losers = ctx.engine.map(T.reduce_hashes, reduce_args, desc="exact_dedup: group")
+    n_losers = ctx.engine.map(W.reduce_hashes, reduce_args, desc="exact_dedup: group")
     return {"losers_dir": str(losers_dir)}, {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}
 
 

@@ -58,7 +58,7 @@ def run_part(task: PartTask) -> dict:
     ledger = Ledger(task.stage)
     extra: dict = {}
     try:
-        for decided in DECIDERS[task.stage](task, extra):
+        for decided in decider(task.stage)(task, extra):
             nbytes = decided["bytes"] if "bytes" in decided.column_names else None
             ledger.count(decided, nbytes)
             kept, dropped = split(decided, task.stage)
@@ -117,7 +117,7 @@ def cached(key, factory: Callable):
     return _RESOURCES[key]
 
 
-def _decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+def decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     from curate.sources import read_partition
     from curate.stages import ingest
 
@@ -134,49 +134,18 @@ def _decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     extra["renamed_ids"] = deduper.renamed if deduper else 0
 
 
-def _decide_exact_dedup(task: PartTask, extra: dict) -> Iterator[pa.Table]:
-    from curate.stages import exact_dedup
-
-    index = parts.part_index(task.name)
-    losers = [parts.read_groups(f, [index]) for f in sorted(Path(task.options["losers_dir"]).glob("losers-*.parquet"))]
-    losers = pa.concat_tables(losers) if losers else exact_dedup.LOSER_SCHEMA.empty_table()
-    first_row = 0
-    for batch in parts.iter_part(task.input_part):
-        yield exact_dedup.mark_losers(batch, first_row, losers)
-        first_row += batch.num_rows
-
-
-DECIDERS: dict[str, Callable[[PartTask, dict], Iterator[pa.Table]]] = {
-    "ingest": _decide_ingest,
-    "exact_dedup": _decide_exact_dedup,
+#: stage key -> "module:function" of its decider, a generator `(task, extra) -> decided tables` (same rows
+#: as the input batch, same order, plus `drop_reason`/`drop_detail`); `extra` collects per-part counters.
+DECIDERS: dict[str, str] = {
+    "ingest": "curate.tasks:decide_ingest",
+    "exact_dedup": "curate.workers.exact_dedup:decide",
 }
 
 
-# ---------------------------------------------------------------------------------------------- exact dedup phases
-def hash_part(input_part: str, out_file: str, normalize: str) -> int:
-    """exact_dedup phase 1: content hashes of one part, grouped by bucket. Returns the row count."""
-    from curate.stages import exact_dedup
+def decider(stage: str) -> Callable[[PartTask, dict], Iterator[pa.Table]]:
+    import importlib
 
-    if Path(out_file + ".json").exists():  # the record is written after the data: both are complete
-        return parts.read_json(out_file + ".json")["rows"]
-    index = parts.part_index(Path(input_part).name)
-    tables, first_row = [], 0
-    for batch in parts.iter_part(input_part, columns=["id", TEXT]):
-        tables.append(exact_dedup.content_hashes(batch, index, first_row, normalize))
-        first_row += batch.num_rows
-    parts.write_grouped(out_file, pa.concat_tables(tables), "bucket")
-    parts.write_json(out_file + ".json", {"rows": first_row})
-    return first_row
+    module, func = DECIDERS[stage].split(":")
+    return getattr(importlib.import_module(module), func)
 
 
-def reduce_hashes(hash_files: list[str], buckets: list[int], out_file: str) -> int:
-    """exact_dedup phase 2: losers among the documents of a range of buckets, grouped by part."""
-    from curate.stages import exact_dedup
-
-    if Path(out_file + ".json").exists():
-        return parts.read_json(out_file + ".json")["losers"]
-    hashes = pa.concat_tables([parts.read_groups(f, buckets).cast(exact_dedup.HASH_SCHEMA) for f in hash_files])
-    losers = exact_dedup.find_losers(hashes)
-    parts.write_grouped(out_file, losers, "part")
-    parts.write_json(out_file + ".json", {"losers": losers.num_rows})
-    return losers.num_rows
