@@ -139,8 +139,9 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
         return skip
     prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
     out = str(ctx.dir("ingest"))
-    tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict)
-             for p in plan]
+    options = _ingest_id_offsets(ctx, plan, ctx.dir("ingest"))
+    tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict,
+                      options=options) for p in plan]
     try:
         records, reused = run_part_tasks(ctx, tasks, "ingest")
     except StrictError:
@@ -151,6 +152,26 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
     manifest = finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
                             records=records, reused=reused, started=started, expected_in=None, extra=extra)
     return StageResult("ingest", manifest, False)
+
+
+def _ingest_id_offsets(ctx: Context, plan: list, d: Path) -> dict:
+    """Pre-pass for sources whose `id_field` values may repeat across their partitions: count ids per
+    partition, then group by id hash to give each partition its numbering offsets."""
+    from curate.workers import ingest as W
+
+    per_source: dict[str, int] = {}
+    for p in plan:
+        per_source[p.source] = per_source.get(p.source, 0) + 1
+    todo = [p for p in plan if getattr(ctx.recipe.source(p.source), "id_field", None) and per_source[p.source] > 1]
+    if not todo:
+        return {}
+    counts = [str(d / "_work" / "ids" / f"{p.name}.parquet") for p in todo]
+    rows = ctx.engine.map(W.count_ids, [(p, ctx.recipe, f) for p, f in zip(todo, counts)], desc="ingest: count ids")
+    offsets_dir = d / "_work" / "id_offsets"
+    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, 256)
+    ctx.engine.map(W.reduce_id_counts, [(counts, r, str(offsets_dir / f"offsets-{r[0]:03d}-{r[-1]:03d}.parquet"))
+                                        for r in ranges], desc="ingest: number ids")
+    return {"offsets_dir": str(offsets_dir)}
 
 
 def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | None = None) -> StageResult:

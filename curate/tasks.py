@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import parts
-from curate.errors import StrictError
 from curate.ledger import Ledger
 from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, TEXT, TEXT_HEAD_CHARS
 
@@ -117,27 +116,10 @@ def cached(key, factory: Callable):
     return _RESOURCES[key]
 
 
-def decide_ingest(task: PartTask, extra: dict) -> Iterator[pa.Table]:
-    from curate.sources import read_partition
-    from curate.stages import ingest
-
-    recipe = task.recipe
-    source = recipe.source(task.partition.source)
-    deduper = ingest.IdDeduper() if getattr(source, "id_field", None) else None
-    for raw in read_partition(task.partition, recipe):
-        decided = ingest.normalize(raw, source.name, source.kind, recipe.ingest.max_bytes, deduper)
-        if task.strict:
-            bad = ingest.first_strict_violation(decided)
-            if bad is not None:
-                raise StrictError(f"--strict: source {source.name}: {bad}")
-        yield decided
-    extra["renamed_ids"] = deduper.renamed if deduper else 0
-
-
 #: stage key -> "module:function" of its decider, a generator `(task, extra) -> decided tables` (same rows
 #: as the input batch, same order, plus `drop_reason`/`drop_detail`); `extra` collects per-part counters.
 DECIDERS: dict[str, str] = {
-    "ingest": "curate.tasks:decide_ingest",
+    "ingest": "curate.workers.ingest:decide",
     "exact_dedup": "curate.workers.exact_dedup:decide",
 }
 

@@ -32,7 +32,7 @@ def list_tree(root: str, source) -> list[InputFile]:
             if language_of(rel, source.extensions) is None and not source.include_unknown:
                 continue
             st = os.stat(real)
-            found.append(InputFile(real, rel, st.st_size, st.st_mtime_ns))
+            found.append(InputFile(os.path.abspath(full), rel, st.st_size, st.st_mtime_ns))
     return found
 
 

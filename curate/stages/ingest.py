@@ -67,8 +67,8 @@ class IdDeduper:
     so only those pay for the lookup.
     """
 
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
+    def __init__(self, offsets: dict[str, int] | None = None) -> None:
+        self.seen: dict[str, int] = dict(offsets or {})  # uses of each id by earlier partitions
         self.renamed = 0
 
     def __call__(self, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -81,6 +81,28 @@ class IdDeduper:
                 doc_id = f"{doc_id}#{n}"
             out.append(doc_id)
         return pa.array(out, pa.string())
+
+
+def id_offsets(counts: pa.Table) -> pa.Table:
+    """Given (id, part, count) rows, for every id used by several partitions and every partition after
+    its first: (part, id, offset) where offset = uses of the id in earlier partitions."""
+    import numpy as np
+
+    if counts.num_rows == 0:
+        return pa.table({"part": pa.array([], pa.int32()), "id": pa.array([], pa.string()), "offset": pa.array([], pa.int64())})
+    t = counts.sort_by([("id", "ascending"), ("part", "ascending")])
+    ids = t["id"].combine_chunks()
+    n = t.num_rows
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        same[1:] = pc.equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    c = t["count"].to_numpy()
+    run_start = np.maximum.accumulate(np.where(~same, np.arange(n), 0))
+    cum = np.cumsum(c) - c  # uses before this row, over the whole sorted table
+    offset = cum - cum[run_start]
+    keep = same  # only rows after the first partition of an id need an offset
+    return pa.table({"part": pc.filter(t["part"], pa.array(keep)), "id": pc.filter(ids, pa.array(keep)),
+                     "offset": pa.array(offset[keep], pa.int64())})
 
 
 def first_strict_violation(decided: pa.Table) -> str | None:

@@ -1,0 +1,89 @@
+"""ingest's worker side: read a partition, normalise it, and make source ids unique across partitions.
+
+Ids from a source's `id_field` can repeat (The Stack's `hexsha` repeats for identical files). Within a
+partition the k-th repeat becomes `id#k`; across partitions, a pre-pass counts each partition's ids and a
+grouped reduce gives every partition, for each of its ids, how many times earlier partitions of the same
+source used it, so the numbering continues in input order exactly as if the source were one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from curate import parts
+from curate.errors import SourceError, StrictError
+from curate.stages import ingest
+from curate.tasks import PartTask
+
+ID_COUNT_SCHEMA = pa.schema([("bucket", pa.int32()), ("id", pa.string()), ("part", pa.int32()), ("count", pa.int64())])
+OFFSET_SCHEMA = pa.schema([("part", pa.int32()), ("id", pa.string()), ("offset", pa.int64())])
+
+
+def raw_tables(partition, recipe) -> Iterator[pa.Table]:
+    """The partition's raw records; a read failure (truncated or corrupt file) names the file, exit 1."""
+    from curate.sources import read_partition
+
+    try:
+        yield from read_partition(partition, recipe)
+    except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
+        if isinstance(exc, StrictError):
+            raise
+        files = ", ".join(f.uri for f in partition.files[:3])
+        raise SourceError(f"source {partition.source}: cannot read {files}: {exc}", while_running=True) from None
+
+
+def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    recipe = task.recipe
+    source = recipe.source(task.partition.source)
+    deduper = None
+    if getattr(source, "id_field", None):
+        offsets = _offsets_for(task)
+        deduper = ingest.IdDeduper(offsets)
+    for raw in raw_tables(task.partition, recipe):
+        decided = ingest.normalize(raw, source.name, source.kind, recipe.ingest.max_bytes, deduper)
+        if task.strict:
+            bad = ingest.first_strict_violation(decided)
+            if bad is not None:
+                raise StrictError(f"--strict: source {source.name}: {bad}")
+        yield decided
+    extra["renamed_ids"] = deduper.renamed if deduper else 0
+
+
+def _offsets_for(task: PartTask) -> dict[str, int]:
+    offsets_dir = task.options.get("offsets_dir")
+    if not offsets_dir:
+        return {}
+    index = task.partition.index
+    tables = [parts.read_groups(f, [index]) for f in sorted(Path(offsets_dir).glob("offsets-*.parquet"))]
+    return {} if not tables else dict(zip(*(pa.concat_tables(tables)[c].to_pylist() for c in ("id", "offset"))))
+
+
+def count_ids(partition, recipe, out_file: str) -> int:
+    """Pre-pass: how many times each id occurs in one partition, grouped by hash bucket."""
+    if Path(out_file + ".json").exists():
+        return parts.read_json(out_file + ".json")["rows"]
+    ids = [t["id"] for t in raw_tables(partition, recipe)]
+    ids = pa.chunked_array(ids, pa.string()) if ids else pa.chunked_array([], pa.string())
+    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")]).rename_columns(["id", "count"])
+    buckets = pa.array([xxhash.xxh64_intdigest(i.encode("utf-8", "surrogatepass")) & 0xFF for i in counts["id"].to_pylist()], pa.int32())
+    table = pa.table({"bucket": buckets, "id": counts["id"], "part": pa.repeat(partition.index, counts.num_rows).cast(pa.int32())
+                      if counts.num_rows else pa.array([], pa.int32()), "count": counts["count"]}, schema=ID_COUNT_SCHEMA)
+    parts.write_grouped(out_file, table, "bucket")
+    parts.write_json(out_file + ".json", {"rows": len(ids)})
+    return len(ids)
+
+
+def reduce_id_counts(count_files: list[str], buckets: list[int], out_file: str) -> int:
+    """For ids used by several partitions: each later partition's offset (uses in earlier partitions)."""
+    if Path(out_file + ".json").exists():
+        return parts.read_json(out_file + ".json")["repeated"]
+    counts = pa.concat_tables([parts.read_groups(f, buckets).cast(ID_COUNT_SCHEMA) for f in count_files])
+    offsets = ingest.id_offsets(counts.select(["id", "part", "count"]))
+    parts.write_grouped(out_file, offsets.cast(OFFSET_SCHEMA), "part")
+    parts.write_json(out_file + ".json", {"repeated": offsets.num_rows})
+    return offsets.num_rows
