@@ -9,7 +9,8 @@ from curate.reasons import REASONS
 from curate.schema import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = re.compile(r"[\"']((?:%s)\.[a-z0-9_]+)[\"']" % "|".join(STAGES))
+STAGE_ALT = "|".join(STAGES)
+CODE = re.compile(rf"[\"']((?:{STAGE_ALT})\.[a-z0-9_]+)[\"']")
 
 
 def emitted_codes() -> set[str]:

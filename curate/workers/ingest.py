@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import xxhash
 
 from curate import parts
