@@ -31,7 +31,7 @@ class LocalEngine:
     num_cpus = 1
 
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:
-        return [fn(*_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=not items or None, leave=False)]
+        return [fn(*_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=None, leave=False)]
 
     def close(self) -> None:
         pass
@@ -74,7 +74,7 @@ class RayEngine:
         position = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
-        with tqdm(total=len(refs), desc=desc, unit="task", leave=False) as bar:
+        with tqdm(total=len(refs), desc=desc, unit="task", leave=False, disable=None) as bar:  # None: only on a terminal
             while pending:
                 done, pending = self.ray.wait(pending, num_returns=1)
                 try:

@@ -1,0 +1,26 @@
+"""`python -m curate.bench [NAME ...]`: runs every benchmark module's main() (or only the named ones)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import curate.bench
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(m.name for m in pkgutil.iter_modules(curate.bench.__path__) if not m.name.startswith("_"))
+    selected = argv or names
+    for name in selected:
+        if name not in names:
+            print(f"unknown benchmark {name!r} (available: {', '.join(names)})", file=sys.stderr)
+            return 2
+    for name in selected:
+        print(f"\n== {name} ==", flush=True)
+        importlib.import_module(f"curate.bench.{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
