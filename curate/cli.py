@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except CurateError as exc:
         print(f"curate: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # disk full, permission denied, read-only filesystem: name the file, no traceback
+        print(f"curate: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("curate: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -95,4 +95,6 @@ def _unwrap(exc: Exception) -> Exception:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, CurateError):
         return cause
+    if isinstance(cause, OSError):  # disk full, permission denied, vanished file: infrastructure, not a bug
+        return StageError(f"{cause.filename or 'I/O'}: {cause.strerror or cause}")
     return StageError(f"a task failed (a bug, not bad data; please report it):\n{exc}")
