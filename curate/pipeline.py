@@ -99,6 +99,7 @@ def run_part_tasks(ctx: Context, tasks: list[PartTask], desc: str) -> tuple[list
 
 def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict, records: list[dict],
                  reused: int, started: float, expected_in: dict[str, int] | None, extra: dict) -> dict:
+    parts.clean_temporaries(ctx.dir(stage))  # a worker killed mid-write leaves a .tmp-* that its retry did not reuse
     ledger = Ledger(stage)
     for rec in records:
         ledger.merge(Ledger.from_json(stage, rec["ledger"]))
