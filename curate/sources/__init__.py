@@ -102,7 +102,7 @@ def _first_json_record(file: InputFile) -> dict | None:
                 if line.strip():
                     record = json.loads(line)
                     return record if isinstance(record, dict) else None
-    except (ValueError, OSError, EOFError):
+    except (ValueError, OSError, EOFError, RecursionError):
         return None  # bad records are counted when read, not refused here
     return None
 
@@ -137,14 +137,17 @@ def _row_group_ranges(file: InputFile, target: int):
     yield (start, meta.num_row_groups)
 
 
-def read_partition(partition: Partition, recipe) -> Iterator[pa.Table]:
+def read_partition(partition: Partition, recipe, lenient: bool = False) -> Iterator[pa.Table]:
     """Raw-record tables of one partition, streamed in bounded batches."""
     source = recipe.source(partition.source)
     prefix = f"{source.name}/"
     if source.format == "code-tree":
-        yield from code_tree.read_files(list(partition.files), source, prefix, recipe.ingest.max_bytes, READ_FLUSH_BYTES)
+        yield from code_tree.read_files(list(partition.files), source, prefix, recipe.ingest.max_bytes,
+                                        READ_FLUSH_BYTES, lenient)
         return
     (file,) = partition.files
+    if file.size == 0:
+        return  # an empty file holds no records, whatever its compression suffix says
     if source.format == "jsonl":
         yield from jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES)
     elif source.format == "parquet":

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from curate.sources.extensions import language_of
-from curate.sources.files import InputFile
+from curate.sources.files import InputFile, safe_name
 from curate.sources.records import RecordBuffer
 
 
@@ -28,7 +28,7 @@ def list_tree(root: str, source) -> list[InputFile]:
             real = os.path.realpath(full)
             if os.path.commonpath([real_root, real]) != real_root or not os.path.isfile(real):
                 continue  # a link that leaves the tree, or a dangling one
-            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            rel = safe_name(os.path.relpath(full, root).replace(os.sep, "/"))
             if language_of(rel, source.extensions) is None and not source.include_unknown:
                 continue
             st = os.stat(real)
@@ -36,10 +36,17 @@ def list_tree(root: str, source) -> list[InputFile]:
     return found
 
 
-def read_files(files: list[InputFile], source, prefix: str, max_bytes: int, flush_bytes: int) -> Iterator[pa.Table]:
+def read_files(files: list[InputFile], source, prefix: str, max_bytes: int, flush_bytes: int,
+               lenient: bool = False) -> Iterator[pa.Table]:
     buf = RecordBuffer(flush_bytes)
     for file in files:
-        _read_one(buf, file, source, prefix, max_bytes)
+        try:
+            _read_one(buf, file, source, prefix, max_bytes)
+        except OSError as exc:  # vanished or unreadable since planning
+            if not lenient:
+                raise
+            buf.add(f"{prefix}{file.relname}", error="ingest.unreadable", detail=f"{file.relname}: {exc.strerror or exc}",
+                    path=file.relname)
         if buf.full():
             yield buf.take()
     if len(buf):

@@ -67,7 +67,7 @@ def expand(pattern: str) -> list[InputFile]:
         if not os.path.isfile(name):
             continue
         rel = os.path.relpath(name, base) if base else name
-        out.append(InputFile(os.path.abspath(name), rel.replace(os.sep, "/"), st.st_size, st.st_mtime_ns))
+        out.append(InputFile(os.path.abspath(name), safe_name(rel.replace(os.sep, "/")), st.st_size, st.st_mtime_ns))
     return out
 
 
@@ -102,6 +102,16 @@ def glob_to_regex(pattern: str) -> re.Pattern:
     parts = re.split(r"(\*\*/?)", pattern)
     out = "".join(".*" if p.startswith("**") else fnmatch.translate(p)[4:-3].replace(".*", "[^/]*") for p in parts)
     return re.compile(out)
+
+
+def safe_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (surrogate-escaped by the OS layer) become `\\xNN`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def relname_of_error(files) -> str:
+    """Names the file of a failed single-file partition (or the partition's first file)."""
+    return files[0].relname if len(files) == 1 else f"{files[0].relname}..."
 
 
 def open_binary(uri: str, transport_params: dict | None = None):

@@ -13,13 +13,20 @@ from curate.sources.records import RecordBuffer
 
 def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int) -> Iterator[pa.Table]:
     buf = RecordBuffer(flush_bytes)
-    with open_binary(file.uri) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue  # blank lines separate nothing and hold no record
-            _parse_line(buf, line, lineno, file, source, prefix)
-            if buf.full():
-                yield buf.take()
+    try:
+        with open_binary(file.uri) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]  # a UTF-8 byte-order mark, as Windows tools write
+                if not line.strip():
+                    continue  # blank lines separate nothing and hold no record
+                _parse_line(buf, line, lineno, file, source, prefix)
+                if buf.full():
+                    yield buf.take()
+    except Exception:
+        if len(buf):  # the records read before a failure are handed over first: the caller decides
+            yield buf.take()
+        raise
     if len(buf):
         yield buf.take()
 

@@ -8,6 +8,7 @@ source used it, so the numbering continues in input order exactly as if the sour
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,23 +18,32 @@ import xxhash
 from curate import parts
 from curate.errors import SourceError, StrictError
 from curate.stages import ingest
+from curate.sources.records import RAW_SCHEMA, RecordBuffer
 from curate.tasks import PartTask
 
 ID_COUNT_SCHEMA = pa.schema([("bucket", pa.int32()), ("id", pa.string()), ("part", pa.int32()), ("count", pa.int64())])
 OFFSET_SCHEMA = pa.schema([("part", pa.int32()), ("id", pa.string()), ("offset", pa.int64())])
 
 
-def raw_tables(partition, recipe) -> Iterator[pa.Table]:
-    """The partition's raw records; a read failure (truncated or corrupt file) names the file, exit 1."""
+def raw_tables(partition, recipe, lenient: bool = False) -> Iterator[pa.Table]:
+    """The partition's raw records. A file that cannot be read to the end (truncated, corrupt, vanished
+    since planning) is an error naming it (exit 1); with `lenient`, the records read before the failure
+    are kept and the unreadable rest of the file is one counted `ingest.unreadable` record."""
     from curate.sources import read_partition
+    from curate.sources.files import relname_of_error
 
     try:
-        yield from read_partition(partition, recipe)
+        yield from read_partition(partition, recipe, lenient=lenient)
     except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
         if isinstance(exc, StrictError):
             raise
         files = ", ".join(f.uri for f in partition.files[:3])
-        raise SourceError(f"source {partition.source}: cannot read {files}: {exc}", while_running=True) from None
+        if not lenient:
+            raise SourceError(f"source {partition.source}: cannot read {files}: {exc}", while_running=True) from None
+        buf = RecordBuffer()
+        rel = relname_of_error(partition.files)
+        buf.add(f"{partition.source}/{rel}#unreadable", error="ingest.unreadable", detail=f"{rel}: {exc}")
+        yield buf.take()
 
 
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
@@ -43,7 +53,8 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     if getattr(source, "id_field", None):
         offsets = _offsets_for(task)
         deduper = ingest.IdDeduper(offsets)
-    for raw in raw_tables(task.partition, recipe):
+    tables = raw_tables(task.partition, recipe, lenient=task.options.get("lenient", False))
+    for raw in itertools.chain(tables, [RAW_SCHEMA.empty_table()]):  # the empty table gives empty files their schema
         decided = ingest.normalize(raw, source.name, source.kind, recipe.ingest.max_bytes, deduper)
         if task.strict:
             bad = ingest.first_strict_violation(decided)
