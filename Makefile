@@ -7,7 +7,7 @@ WORKDIR ?= work/demo
 RUN := $(CURATE) run $(RECIPE) --workdir $(WORKDIR)
 SETUP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench clean ingest exact-dedup
+.PHONY: setup demo test lint bench bench-scale stats clean publish ingest exact-dedup near-dedup language quality tokenize pack
 
 setup: $(SETUP)
 
@@ -18,6 +18,7 @@ $(SETUP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	$(CURATE) assets
 	$(CURATE) sample data/demo
+	$(CURATE) train-tokenizer recipes/demo.yaml --vocab-size 8192 --out assets/demo-tokenizer.json
 	touch $(SETUP)
 
 demo: setup
@@ -32,6 +33,17 @@ lint: setup
 bench: setup
 	$(VENV)/bin/python -m curate.bench
 
+bench-scale: setup
+	$(VENV)/bin/python -m curate.bench scale
+
+# The dataset report of whatever stages exist in $(WORKDIR): report.md, report.html, stats.json, plots.
+stats: setup
+	$(CURATE) stats $(WORKDIR)
+
+# make publish DEST=s3://bucket/prefix [ENDPOINT_URL=http://minio:9000]: uploads $(WORKDIR)'s shards and report.
+publish: setup
+	$(CURATE) publish $(WORKDIR) $(DEST) $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL))
+
 clean:
 	rm -rf work $(VENV) data/demo assets .cache
 
@@ -43,3 +55,25 @@ ingest: $(WORKDIR)/ingest/_manifest.json
 $(WORKDIR)/exact_dedup/_manifest.json: $(WORKDIR)/ingest/_manifest.json
 	$(RUN) --stages exact_dedup
 exact-dedup: $(WORKDIR)/exact_dedup/_manifest.json
+
+$(WORKDIR)/near_dedup/_manifest.json: $(WORKDIR)/exact_dedup/_manifest.json
+	$(RUN) --stages near_dedup
+near-dedup: $(WORKDIR)/near_dedup/_manifest.json
+
+$(WORKDIR)/language/_manifest.json: $(WORKDIR)/near_dedup/_manifest.json
+	$(RUN) --stages language
+language: $(WORKDIR)/language/_manifest.json
+
+$(WORKDIR)/quality/_manifest.json: $(WORKDIR)/language/_manifest.json
+	$(RUN) --stages quality
+quality: $(WORKDIR)/quality/_manifest.json
+
+# tokenize reads the nearest earlier stage present; this prerequisite is the latest stage target defined above
+$(WORKDIR)/tokenize/_manifest.json: $(WORKDIR)/quality/_manifest.json
+	$(RUN) --stages tokenize
+tokenize: $(WORKDIR)/tokenize/_manifest.json
+
+# pack writes $(WORKDIR)/shards/ (shard-NNNNN.arrow + manifest.json); its bookkeeping manifest is the file target
+$(WORKDIR)/pack/_manifest.json: $(WORKDIR)/tokenize/_manifest.json
+	$(RUN) --stages pack
+pack: $(WORKDIR)/pack/_manifest.json

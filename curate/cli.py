@@ -20,10 +20,16 @@ def _add_run(sub) -> None:
     p.add_argument("--stages", help="comma-separated stage keys (hyphens allowed), e.g. ingest,exact-dedup")
     p.add_argument("--workdir", help="work directory (overrides the recipe's `workdir`)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all of this machine's)")
     p.add_argument("--engine", choices=["ray", "local"], default="ray",
                    help="ray (default) or local: run every task in this process, without Ray")
     p.add_argument("--force", action="store_true", help="redo the selected stages even if up to date")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed input record (exit 1)")
+    p.add_argument("--lenient", action="store_true",
+                   help="a file that cannot be read to the end (truncated, vanished) becomes a counted drop "
+                        "(ingest.unreadable) instead of an error")
+    p.add_argument("--allow-ratio-drift", action="store_true",
+                   help="pack: use every token the max_epochs allow even if the code:text ratio drifts from the mixture")
     p.set_defaults(func=cmd_run)
 
 
@@ -38,9 +44,16 @@ def cmd_run(args) -> int:
     workdir = Path(args.workdir or recipe.default_workdir)
     if "ingest" in stages:
         plan_ingest(recipe)  # missing files and fields are refused before any engine starts
+    if "language" in stages:  # language codes the model cannot emit are refused before any work (exit 2)
+        _check_models(recipe, "quality" in stages)
+    elif "quality" in stages:
+        _check_models(recipe, True, language=False)
+    if "tokenize" in stages:  # a missing/corrupt tokenizer is refused before any work; required if asked for
+        _check_tokenizer(recipe, required=bool(args.stages))
     engine = _engine(args)
     try:
-        ctx = pipeline.Context(recipe, workdir, engine, force=args.force, strict=args.strict)
+        ctx = pipeline.Context(recipe, workdir, engine, force=args.force, strict=args.strict, lenient=args.lenient,
+                               allow_ratio_drift=args.allow_ratio_drift)
         results = pipeline.run(ctx, stages)
     finally:
         engine.close()
@@ -49,12 +62,62 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _check_models(recipe, quality: bool, language: bool = True) -> None:
+    """The language-ID model exists and knows every `language.keep` code; the quality classifier exists."""
+    from curate.errors import RecipeError
+    from curate.workers.language import check_recipe
+
+    if language:
+        check_recipe(recipe)
+    clf = recipe.quality.classifier
+    if quality and clf is not None and not Path(clf.model).is_file():
+        raise RecipeError(f"quality.classifier.model: file not found: {clf.model} (train one with `curate train-quality`)")
+
+
+def _check_tokenizer(recipe, required: bool) -> None:
+    """A missing or corrupt tokenizer, or one without EOS, is refused before any work (exit 2)."""
+    from curate.errors import RecipeError
+    from curate.workers.tokenize import tokenizer_identity
+
+    if recipe.tokenize.tokenizer is None:
+        if required:
+            raise RecipeError("tokenize.tokenizer: required to run tokenize (a tokenizer.json path or a hub name)")
+        return
+    tokenizer_identity(recipe.tokenize)
+
+
+def _add_train_tokenizer(sub) -> None:
+    p = sub.add_parser("train-tokenizer", help="train a byte-level BPE tokenizer on a corpus sample",
+                       description="Train a byte-level BPE tokenizer (HF tokenizers) on a sample of a recipe's sources, "
+                                   "code and text in the recipe's pack.mixture ratio, or on plain text files (one "
+                                   "document each). Special tokens: <|endoftext|>, <|begin_of_text|>, <|pad|>.")
+    p.add_argument("inputs", nargs="+", help="a recipe YAML file, or text files")
+    p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--sample-bytes", type=int, default=8_000_000, help="recipe sample size in bytes (default 8 MB)")
+    p.add_argument("--out", required=True, help="where to write tokenizer.json")
+    p.set_defaults(func=cmd_train_tokenizer)
+
+
+def cmd_train_tokenizer(args) -> int:
+    from curate import tokenizer_train
+    from curate.recipe import load_recipe
+
+    if len(args.inputs) == 1 and args.inputs[0].endswith((".yaml", ".yml")):
+        texts = tokenizer_train.recipe_sample(load_recipe(args.inputs[0]), args.sample_bytes)
+    else:
+        texts = tokenizer_train.file_texts(args.inputs)
+    info = tokenizer_train.train(texts, args.vocab_size, args.out)
+    print(f"tokenizer in {info['out']}: vocabulary {info['vocab_size']}, trained on {info['documents']} documents "
+          f"({info['bytes']} bytes), sha256 {info['sha256'][:16]}")
+    return 0
+
+
 def _engine(args):
     from curate.engine import LocalEngine, RayEngine
 
     if args.engine == "local":
         return LocalEngine()
-    return RayEngine(address=args.ray_address)
+    return RayEngine(address=args.ray_address, num_cpus=args.num_cpus)
 
 
 def _add_validate(sub) -> None:
@@ -71,6 +134,8 @@ def cmd_validate(args) -> int:
 
     recipe = load_recipe(args.recipe)
     plan = plan_ingest(recipe)
+    _check_tokenizer(recipe, required=False)
+    _check_models(recipe, True)
     files = sum(len(p.files) for p in plan)
     print(f"{args.recipe}: ok: recipe {recipe.name!r}, {len(recipe.sources)} sources, {files} files, {len(plan)} partitions")
     return 0
@@ -131,12 +196,124 @@ def cmd_assets(args) -> int:
     return 0
 
 
+def _transport_args(p) -> None:
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, a local server); s3:// only")
+    p.add_argument("--profile", help="AWS shared-config profile (default: the standard credential chain)")
+    p.add_argument("--jobs", type=int, default=8, help="concurrent transfers (default: 8)")
+
+
+def _add_publish(sub) -> None:
+    p = sub.add_parser("publish", help="upload shards, pack manifest and report to object storage",
+                       description="Upload WORKDIR/shards (shards, then manifest.json) and WORKDIR/report/ to DEST "
+                                   "(s3://, gs://, azure://, file:// or a path), read every object back, then write "
+                                   "DEST/_manifest.json, the commit marker. Rerunning uploads only what is missing or "
+                                   "differs. Credentials come from the environment or profiles, never the URI.")
+    p.add_argument("workdir")
+    p.add_argument("dest", help="destination URI, e.g. s3://bucket/datasets/demo")
+    _transport_args(p)
+    p.add_argument("--dry-run", action="store_true", help="list what would be uploaded; write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace a different dataset published at DEST")
+    p.add_argument("--recheck", action="store_true",
+                   help="decide what to resend by reading remote bytes back instead of trusting size + sha256 metadata")
+    p.set_defaults(func=cmd_publish)
+
+
+def cmd_publish(args) -> int:
+    from curate.publish import publish
+
+    result = publish(args.workdir, args.dest, endpoint_url=args.endpoint_url, profile=args.profile, jobs=args.jobs,
+                     overwrite=args.overwrite, dry_run=args.dry_run, recheck=args.recheck)
+    if args.dry_run:
+        sizes = {o.key: o.size for o in result.objects}
+        print("\n".join([f"upload {key} ({sizes[key]} bytes)" for key in result.uploaded]
+                        + [f"skip   {key} (already there)" for key in result.skipped]))
+    print(result.summary())
+    return 0
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check a published dataset against its manifest",
+                       description="Read back every object DEST/_manifest.json lists and compare size and sha256. "
+                                   "Prints each mismatch; exit 1 on any, 0 when all match.")
+    p.add_argument("dest")
+    _transport_args(p)
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args) -> int:
+    from curate.publish import verify
+    from curate.stores import safe_uri
+
+    manifest, mismatches = verify(args.dest, endpoint_url=args.endpoint_url, profile=args.profile, jobs=args.jobs)
+    for m in mismatches:
+        print(f"MISMATCH {m}")
+    n = len(manifest["objects"])
+    print(f"{safe_uri(args.dest)}: {n - len(mismatches)}/{n} objects match ({manifest['bytes']} bytes listed)"
+          + (f"; {len(mismatches)} mismatched" if mismatches else ""))
+    return 1 if mismatches else 0
+
+
+def _add_train_quality(sub) -> None:
+    p = sub.add_parser("train-quality", help="train the fastText quality classifier",
+                       description="Train a fastText supervised classifier on positive (high-quality) and negative "
+                                   "documents (jsonl with a `text` field, or parquet with a `text` column), print its "
+                                   "held-out accuracy and save it for `quality.classifier.model`. Offline.")
+    p.add_argument("--positive", nargs="+", required=True, metavar="FILE", help="high-quality documents")
+    p.add_argument("--negative", nargs="+", required=True, metavar="FILE", help="low-quality documents")
+    p.add_argument("--out", required=True, help="where to write the model (.bin)")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction held out for the accuracy (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epoch", type=int, default=10)
+    p.set_defaults(func=cmd_train_quality)
+
+
+def cmd_train_quality(args) -> int:
+    from curate.errors import RecipeError
+    from curate.quality_classifier import read_texts, train
+
+    missing = [f for f in args.positive + args.negative if not Path(f).is_file()]
+    if missing:
+        raise RecipeError(f"train-quality: file not found: {', '.join(missing)}")
+    if not 0 <= args.holdout < 1:
+        raise RecipeError("train-quality: --holdout must be in [0, 1)")
+    pos = [t for f in args.positive for t in read_texts(f)]
+    neg = [t for f in args.negative for t in read_texts(f)]
+    if not pos or not neg:
+        raise RecipeError("train-quality: need at least one positive and one negative document")
+    info = train(pos, neg, args.out, holdout=args.holdout, seed=args.seed, epoch=args.epoch)
+    print(f"trained on {info['train']} documents; held-out accuracy {info['accuracy']:.4f} on {info['test']} "
+          f"documents; model: {info['model']}")
+    return 0
+
+
+def _add_stats(sub) -> None:
+    p = sub.add_parser("stats", help="write the dataset report of a work directory",
+                       description="Read a run's artifacts only (manifests, parts, dropped parts, shards) and write "
+                                   "report.md, report.html (self-contained), stats.json and PNG plots. WORKDIR may be a "
+                                   "path or a URI (s3://bucket/prefix). Stages without output are named as missing.")
+    p.add_argument("workdir", help="work directory: a path or a URI such as s3://bucket/prefix")
+    p.add_argument("--out", help="output folder (default: WORKDIR/report)")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, a local server); s3:// only")
+    p.set_defaults(func=cmd_stats)
+
+
+def cmd_stats(args) -> int:
+    from stats.report import build_report
+
+    result = build_report(args.workdir, args.out, endpoint_url=args.endpoint_url)
+    cov = result["stats"]["coverage"]
+    print(f"report in {result['out']}/: {', '.join(result['files'])}")
+    print(f"stages reported: {', '.join(cov['present']) or 'none'}; missing: {', '.join(cov['missing']) or 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description="Data curation and tokenization for LLM pretraining.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_validate, _add_sample, _add_explain, _add_assets):
+    for add in (_add_run, _add_validate, _add_sample, _add_explain, _add_assets, _add_publish, _add_verify,
+                _add_train_tokenizer, _add_train_quality, _add_stats):
         add(sub)
     return parser
 

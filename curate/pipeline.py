@@ -33,6 +33,8 @@ class Context:
     engine: object
     force: bool = False
     strict: bool = False
+    lenient: bool = False  # ingest: a file that cannot be read to the end becomes a counted drop, not an error
+    allow_ratio_drift: bool = False  # pack: let the code:text ratio drift to use every allowed token
 
     def dir(self, stage: str) -> Path:
         return parts.stage_dir(self.workdir, stage)
@@ -134,13 +136,13 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
 
     started = time.time()
     plan = plan_ingest(ctx.recipe)
-    config_hash = ctx.recipe.config_hash("ingest")
+    config_hash = ctx.recipe.config_hash("ingest") + (":lenient" if ctx.lenient else "")
     input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
     if (skip := _up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
         return skip
     prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
     out = str(ctx.dir("ingest"))
-    options = _ingest_id_offsets(ctx, plan, ctx.dir("ingest"))
+    options = {**_ingest_id_offsets(ctx, plan, ctx.dir("ingest")), "lenient": ctx.lenient}
     tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict,
                       options=options) for p in plan]
     try:
@@ -175,7 +177,8 @@ def _ingest_id_offsets(ctx: Context, plan: list, d: Path) -> dict:
     return {"offsets_dir": str(offsets_dir)}
 
 
-def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | None = None) -> StageResult:
+def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | None = None,
+                  salt: str = "") -> StageResult:
     """A stage that maps each upstream part to one output part through `tasks.DECIDERS[stage]`.
 
     `prepare(ctx, upstream_manifest, inputs, stage_dir) -> (options, extra)` runs first, for stages that
@@ -183,6 +186,8 @@ def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | N
     started = time.time()
     up = read_manifest(ctx.workdir, upstream)
     config_hash = ctx.recipe.config_hash(stage)
+    if salt:  # what the recipe does not show changes the output too (a tokenizer file's content)
+        config_hash = hashlib.sha256(f"{config_hash}:{salt}".encode()).hexdigest()
     input_fp = up["output_fingerprint"]
     if (skip := _up_to_date(ctx, stage, config_hash, input_fp)) is not None:
         return skip
@@ -222,6 +227,13 @@ def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
     return run_row_stage(ctx, upstream, "exact_dedup", prepare=_exact_dedup_groups)
 
 
+def _near_dedup_prepare(ctx: Context, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
+    """near_dedup's global phases (signatures, LSH, verification, components, survivors)."""
+    from curate.workers.near_dedup import prepare
+
+    return prepare(ctx, up, inputs, d)
+
+
 def bucket_ranges(total_docs: int, cpus: int, buckets: int, docs_per_task: int = 2_000_000) -> list[list[int]]:
     """Splits the hash buckets into contiguous ranges: enough tasks to use every CPU, and few enough
     documents per task to bound its memory. The split never changes the result, only the speed."""
@@ -245,9 +257,34 @@ def _up_to_date(ctx: Context, stage: str, config_hash: str, input_fp: str) -> St
     return None
 
 
+def run_tokenize(ctx: Context, upstream: str) -> StageResult:
+    from curate.workers.tokenize import tokenizer_identity
+
+    identity = tokenizer_identity(ctx.recipe.tokenize)
+    return run_row_stage(ctx, upstream, "tokenize", prepare=lambda *_: ({}, {"tokenizer": identity}),
+                         salt=identity["sha256"])
+
+
+def run_pack(ctx: Context, upstream: str | None) -> StageResult:
+    from curate.packing import run_pack as run
+
+    return run(ctx, upstream)
+
+
+def _model_salt(path: str | None) -> str:
+    """A model file's checksum: a retrained or replaced model at the same path changes the stage's output."""
+    return parts.sha256_file(path) if path and Path(path).is_file() else ""
+
+
 RUNNERS: dict[str, Callable[[Context, str | None], StageResult]] = {
     "ingest": run_ingest,
     "exact_dedup": run_exact_dedup,
+    "near_dedup": lambda ctx, up: run_row_stage(ctx, up, "near_dedup", prepare=_near_dedup_prepare),
+    "language": lambda ctx, up: run_row_stage(ctx, up, "language", salt=_model_salt(ctx.recipe.language.model)),
+    "quality": lambda ctx, up: run_row_stage(ctx, up, "quality", salt=_model_salt(
+        ctx.recipe.quality.classifier.model if ctx.recipe.quality.classifier else None)),
+    "tokenize": run_tokenize,
+    "pack": run_pack,
 }
 
 
@@ -280,6 +317,9 @@ def upstream_of(stage: str, selected: list[str], workdir: Path) -> str | None:
 
 def run(ctx: Context, stages: list[str]) -> list[StageResult]:
     results = []
+    if ctx.recipe.tokenize.tokenizer is None and {"tokenize", "pack"} & set(stages):
+        log.info("tokenize, pack: skipped (the recipe names no tokenize.tokenizer)")
+        stages = [s for s in stages if s not in ("tokenize", "pack")]
     for stage in stages:
         upstream = upstream_of(stage, stages, ctx.workdir)
         if stage != "ingest" and upstream is None:

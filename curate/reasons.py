@@ -16,6 +16,18 @@ REASONS: dict[str, str] = {
     "ingest.unreadable": "the file could not be read to the end (truncated or corrupt; counted under --lenient)",
     # exact_dedup
     "exact_dedup.duplicate": "same content hash as an earlier document (detail: the survivor's id)",
+    # near_dedup
+    "near_dedup.duplicate": "a near duplicate (shingle Jaccard >= near_dedup.threshold, through a chain of "
+                            "verified pairs) of a kept document (detail: the survivor's id, also the cluster id)",
+    # language
+    "language.not_kept": "text: the language label is not in language.keep; code: the language is not in language.code_languages",
+    "language.low_score": "text: the language is kept but its score is below language.min_score (detail: label and score)",
+    "language.unknown_code_language": "code: the document has no programming language (unknown extension or empty lang)",
+    # quality: one code per rule of curate/rules/quality_rules.csv (added below), plus the classifier's
+    "quality.classifier_low_score": "the fastText quality classifier's P(high quality) is below quality.classifier.min_score",
+    # pack
+    "pack.not_selected": "the mixture plan took none of this document's tokens (its source was subsampled to meet the ratio or budget)",
+    "pack.tail_dropped": "the plan placed this document only in the last partial sequence, which `pack.last: drop` dropped",
 }
 
 
@@ -32,3 +44,12 @@ def register(codes: dict[str, str]) -> None:
         if "." not in code or code != code.lower():
             raise ValueError(f"reason code {code!r} must be '<stage>.<condition>' in snake_case")
         REASONS.setdefault(code, meaning)
+
+
+def _register_quality_rules() -> None:
+    from curate.rules.table import reason_codes  # the rule table is data; each row is a reason code
+
+    register(reason_codes())
+
+
+_register_quality_rules()

@@ -87,6 +87,127 @@ class ExactDedupConfig(Model):
     )
 
 
+class NearDedupConfig(Model):
+    """MinHash LSH near-duplicate removal (curate/stages/near_dedup.py)."""
+
+    ngram: int = Field(5, ge=1, description="shingle width in word tokens (BigCode/StarCoder: 5)")
+    num_perm: int = Field(256, ge=2, le=4096, description="MinHash permutations (StarCoder: 256)")
+    threshold: float = Field(0.7, gt=0, le=1, description="Jaccard at or above which two documents are duplicates "
+                             "(StarCoder: 0.7; The Stack v1 paper: 0.85)")
+    candidate_threshold: float | None = Field(None, gt=0, le=1, description="the Jaccard the LSH bands are tuned "
+                                              "for; default threshold - 0.2 (at least 0.05): verification removes "
+                                              "the extra candidates, the lower tuning recovers missed pairs")
+    bands: int | None = Field(None, ge=1, description="LSH bands; default: datasketch's optimal (b, r) for "
+                              "candidate_threshold (equal false-positive/negative weights)")
+    rows: int | None = Field(None, ge=1, description="rows per band; set together with bands")
+    verify: Literal["exact", "signature", "none"] = Field("exact", description="exact: a candidate pair is an "
+                                                          "edge if the exact Jaccard of its shingle sets reaches "
+                                                          "threshold; signature: if the MinHash agreement does; "
+                                                          "none: every candidate pair is an edge")
+    seed: int = Field(1, ge=0, description="permutation seed (datasketch's default, 1)")
+    audit_pairs: int = Field(1000, ge=0, description="candidate pairs sampled for the manifest's exact-Jaccard audit")
+    max_bucket_docs: int = Field(100, ge=2, description="LSH buckets with more documents pair only with their "
+                                 "first document (bounds the pairs of boilerplate buckets)")
+    local_components_max_edges: int = Field(2_000_000, ge=0, description="up to this many verified edges, "
+                                            "components run in one task; above, as distributed star rounds")
+
+    @model_validator(mode="after")
+    def _bands_rows(self) -> NearDedupConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("near_dedup.bands: bands and rows are set together (or both left to the optimiser)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"near_dedup.bands: bands * rows = {self.bands * self.rows} > num_perm = {self.num_perm}")
+        if self.candidate_threshold is not None and self.candidate_threshold > self.threshold:
+            raise ValueError("near_dedup.candidate_threshold: must be <= threshold")
+        return self
+
+
+class LanguageConfig(Model):
+    model: str = Field("assets/lid.176.ftz", description="fastText language-ID model (lid.176.ftz from `curate assets`, "
+                       "or e.g. the larger lid.176.bin); its label set is what `keep` is checked against")
+    keep: list[str] = Field(["en"], min_length=1, description="natural languages kept (model labels, e.g. en, de)")
+    min_score: float = Field(0.65, ge=0, le=1, description="lowest top-label probability kept (RefinedWeb, Sec. 3.1: 0.65)")
+    code_languages: list[str] | None = Field(
+        None, description="programming languages kept, as in The Stack's `lang` column (case-insensitive); "
+        "default: every language of the extension map")
+    max_chars: int = Field(10_000, ge=1, description="text documents are identified on their first max_chars characters")
+
+
+class QualityClassifierConfig(Model):
+    model: str = Field(description="a fastText model trained by `curate train-quality`")
+    min_score: float = Field(0.5, ge=0, le=1, description="documents with P(high quality) below this are dropped")
+    applies_to: Literal["text", "code", "all"] = Field("text", description="which documents the classifier scores")
+    max_chars: int = Field(10_000, ge=1, description="documents are scored on their first max_chars characters")
+
+
+class QualityConfig(Model):
+    thresholds: dict[str, float] = Field(
+        {}, description="rule id -> threshold, overriding the published default of curate/rules/quality_rules.csv")
+    disable: list[str] = Field([], description="rule ids not applied (their signals are still recorded)")
+    classifier: QualityClassifierConfig | None = Field(None, description="optional fastText quality classifier")
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> QualityConfig:
+        import difflib
+
+        from curate.rules.table import rule_ids
+
+        ids = rule_ids()
+        named = [(f"quality.thresholds.{k}", k) for k in self.thresholds]
+        named += [(f"quality.disable[{i}]", k) for i, k in enumerate(self.disable)]
+        for where, rid in named:
+            if rid not in ids:
+                close = difflib.get_close_matches(rid, ids, n=1)
+                raise ValueError(f"{where}: unknown rule {rid!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        return self
+
+
+class TokenizeConfig(Model):
+    tokenizer: str | None = Field(
+        None, description="a tokenizer.json path, or a Hugging Face hub name (online only); required to run tokenize"
+    )
+    eos_token: str | None = Field(
+        None, description="end-of-document token; default: the first special token among </s>, <|endoftext|>, "
+        "<|end_of_text|>, <eos>, <EOT>"
+    )
+    add_bos: bool = Field(False, description="also prepend a beginning-of-document token")
+    bos_token: str | None = Field(
+        None, description="with add_bos; default: the first special token among <s>, <|begin_of_text|>, <|startoftext|>, <bos>"
+    )
+    batch_size: int = Field(1000, ge=1, description="documents per encode_batch call")
+
+
+class PackConfig(Model):
+    mixture: dict[Literal["code", "text"], float] = Field(
+        {"code": 10.0, "text": 1.0}, description="token ratio between the sides (Lemur: 10:1 code:text)"
+    )
+    source_weights: dict[str, float] = Field(
+        {}, description="sampling weight per source within its side (default 1: natural proportions)"
+    )
+    lang_weights: dict[str, float] = Field({}, description="sampling weight per language within its side (default 1)")
+    max_epochs: dict[str, float] = Field({}, description="per source: most times its tokens may be repeated")
+    default_max_epochs: float = Field(1.0, gt=0, description="max_epochs of a source not named in max_epochs")
+    total_tokens: int | None = Field(None, ge=1, description="token budget of the output (default: as much as the ratio allows)")
+    seq_len: int = Field(4096, ge=2, description="tokens per packed sequence (Lemur: 4096)")
+    last: Literal["pad", "drop"] = Field("pad", description="the last partial sequence: padded with EOS, or dropped")
+    shard_tokens: int = Field(268_435_456, ge=1, description="target tokens per output shard")
+    ratio_tolerance: float = Field(0.01, gt=0, lt=1, description="largest relative ratio error allowed in any shard")
+
+    @field_validator("mixture")
+    @classmethod
+    def _mixture(cls, value: dict) -> dict:
+        if any(v < 0 for v in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("pack.mixture: weights must be >= 0 with at least one > 0")
+        return value
+
+    @field_validator("source_weights", "lang_weights", "max_epochs")
+    @classmethod
+    def _non_negative(cls, value: dict) -> dict:
+        if any(v < 0 for v in value.values()):
+            raise ValueError("pack: weights and max_epochs must be >= 0")
+        return value
+
+
 # ---------------------------------------------------------------------------------------------- recipe
 class Recipe(Model):
     name: str = Field(pattern=NAME_PATTERN)
@@ -95,8 +216,13 @@ class Recipe(Model):
     sources: list[Source] = Field(min_length=1)
     ingest: IngestConfig = IngestConfig()
     exact_dedup: ExactDedupConfig = ExactDedupConfig()
+    near_dedup: NearDedupConfig = NearDedupConfig()
+    language: LanguageConfig = LanguageConfig()
+    quality: QualityConfig = QualityConfig()
+    tokenize: TokenizeConfig = TokenizeConfig()
+    pack: PackConfig = PackConfig()
 
-    @field_validator("ingest", "exact_dedup", mode="before")
+    @field_validator("ingest", "exact_dedup", "near_dedup", "language", "quality", "tokenize", "pack", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # `ingest:` with nothing under it means all defaults
@@ -108,6 +234,15 @@ class Recipe(Model):
             if source.name in seen:
                 raise ValueError(f"sources[{i}].name: duplicate source name {source.name!r}")
             seen.add(source.name)
+        return self
+
+    @model_validator(mode="after")
+    def _pack_sources(self) -> Recipe:
+        names = {s.name for s in self.sources}
+        for key in ("source_weights", "max_epochs"):
+            for name in getattr(self.pack, key):
+                if name not in names:
+                    raise ValueError(f"pack.{key}.{name}: no source named {name!r}")
         return self
 
     def source(self, name: str) -> JsonlSource | TableSource | CodeTreeSource:

@@ -124,6 +124,9 @@ def cached(key, factory: Callable):
 DECIDERS: dict[str, str] = {
     "ingest": "curate.workers.ingest:decide",
     "exact_dedup": "curate.workers.exact_dedup:decide",
+    "near_dedup": "curate.workers.near_dedup:decide",
+    "language": "curate.workers.language:decide",
+    "quality": "curate.workers.quality:decide",
     "tokenize": "curate.workers.tokenize:decide",
 }
 

@@ -1,4 +1,6 @@
-"""`python -m curate.bench [NAME ...]`: runs every benchmark module's main() (or only the named ones)."""
+"""`python -m curate.bench [NAME ...]`: runs every benchmark module's main() (or only the named ones).
+
+Modules that set `IN_MAKE_BENCH = False` (long ones, e.g. `scale`) run only when named."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import curate.bench
 
 def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules(curate.bench.__path__) if not m.name.startswith("_"))
-    selected = argv or names
+    default = [n for n in names if getattr(importlib.import_module(f"curate.bench.{n}"), "IN_MAKE_BENCH", True)]
+    selected = argv or default
     for name in selected:
         if name not in names:
             print(f"unknown benchmark {name!r} (available: {', '.join(names)})", file=sys.stderr)

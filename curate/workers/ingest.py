@@ -17,8 +17,8 @@ import xxhash
 
 from curate import parts
 from curate.errors import SourceError, StrictError
-from curate.stages import ingest
 from curate.sources.records import RAW_SCHEMA, RecordBuffer
+from curate.stages import ingest
 from curate.tasks import PartTask
 
 ID_COUNT_SCHEMA = pa.schema([("bucket", pa.int32()), ("id", pa.string()), ("part", pa.int32()), ("count", pa.int64())])

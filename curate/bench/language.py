@@ -1,0 +1,113 @@
+"""Language ID and quality-rule throughput on this Python's own English text and source code.
+
+Text: the pydoc topics (`pydoc_data.topics`), cut into ~2 KB documents and repeated to BENCH_MB; code: the
+standard library's `.py` files. Language ID through the stage (`curate.workers.language.decide`: parquet
+read, preparation, batch predict, decision columns) is compared with calling the model's batch `predict`
+directly on the same texts (newlines replaced in Python, which fastText requires), in the same run.
+Quality rules are timed through `curate.stages.quality.apply` with every rule of the table active.
+Each figure is the best of REPEATS runs, as the machine is shared.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+BENCH_MB = 8
+REPEATS = 3
+
+
+def _text_docs(target_mb: float) -> list[str]:
+    from pydoc_data.topics import topics
+
+    docs = []
+    for body in topics.values():
+        paras = body.split("\n\n")
+        chunk = []
+        for p in paras:
+            chunk.append(p)
+            if sum(map(len, chunk)) > 2000:
+                docs.append("\n\n".join(chunk))
+                chunk = []
+        if chunk:
+            docs.append("\n\n".join(chunk))
+    total = sum(len(d.encode()) for d in docs)
+    return docs * max(1, round(target_mb * 1e6 / total))
+
+
+def _code_docs(target_mb: float) -> list[str]:
+    root = Path(sys.modules["json"].__file__).parents[1]
+    out, size = [], 0
+    for p in sorted(root.glob("*.py")):
+        text = p.read_text(encoding="utf-8", errors="replace")
+        out.append(text)
+        size += len(text.encode())
+        if size > target_mb * 1e6:
+            break
+    return out
+
+
+def _table(texts: list[str], kind: str, lang: str) -> pa.Table:
+    n = len(texts)
+    return pa.table({"id": [str(i) for i in range(n)], "text": texts, "kind": [kind] * n, "source": ["b"] * n,
+                     "lang": [lang] * n, "path_or_url": [None] * n, "meta": [None] * n})
+
+
+def _best(fn) -> float:
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_language() -> list[tuple[str, float, float, float]]:
+    from curate.assets import fetch_lid_model
+    from curate.recipe import parse_recipe
+    from curate.stages import quality
+    from curate.tasks import PartTask
+    from curate.workers import language as W
+
+    model_path = str(fetch_lid_model())
+    texts = _text_docs(BENCH_MB)
+    code = _code_docs(BENCH_MB / 2)
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    code_mb = sum(len(t.encode()) for t in code) / 1e6
+    recipe = parse_recipe({"name": "b", "sources": [{"name": "b", "kind": "text", "format": "jsonl", "paths": ["x"]}],
+                           "language": {"model": model_path}})
+    ft = W.model(model_path)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / "part-00000.parquet"
+        pq.write_table(_table(texts, "text", "en"), part)
+        task = PartTask("language", "part-00000", "", "", tmp, recipe, input_part=str(part))
+        raw = _best(lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1))
+        stage = _best(lambda: [b.num_rows for b in W.decide(task, {})])
+    rows.append(("language: fastText predict (raw)", len(texts) / raw, mb / raw, 1.0))
+    rows.append(("language: stage (read+prepare+predict+decide)", len(texts) / stage, mb / stage, raw / stage))
+    active = quality.active_rules({}, [])  # every rule of the table
+    text_t, code_t = _table(texts, "text", "en"), _table(code, "code", "Python")
+    q_text = _best(lambda: quality.apply(text_t, active))
+    q_code = _best(lambda: quality.apply(code_t, active))
+    rows.append(("quality: text rules", len(texts) / q_text, mb / q_text, float("nan")))
+    rows.append(("quality: code rules", len(code) / q_code, code_mb / q_code, float("nan")))
+    both = stage + q_text
+    rows.append(("language + text quality (1 core)", len(texts) / both, mb / both, float("nan")))
+    return rows
+
+
+def main() -> None:
+    rows = bench_language()
+    print(f"{'what':<48} {'docs/s':>10} {'MB/s':>8} {'x raw':>7}")
+    for name, dps, mbps, ratio in rows:
+        print(f"{name:<48} {dps:>10.0f} {mbps:>8.2f} {ratio:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""Stage `near_dedup`: MinHash LSH near-duplicate removal, verified against exact Jaccard.
+
+Phases (pure functions here; curate/workers/near_dedup.py moves their tables between Ray tasks through
+files grouped by bucket, so no process holds every signature, edge or document):
+    shingle_hashes   per part: BigCode's shingles made precise: lower-case, split on Python's Unicode
+                     `\\W+`, drop empty tokens, word n-grams (`ngram`, default 5) joined by one space; a
+                     document with fewer tokens has one shingle of all its tokens, one without tokens has
+                     none (it is never a candidate: an empty signature must not match every short file).
+                     Each shingle gets a 64-bit hash (`shingle_hash64`, vectorised over the batch); the
+                     set of these hashes is what "exact Jaccard" compares.
+    signatures       MinHash, datasketch's "affine32" scheme (its default since 2.0): the low 32 bits of
+                     the shingle hash, pre-mixed by MurmurHash3's finalizer, then `a*h + b mod 2^32` for
+                     every permutation as one numpy array operation; `datasketch.MinHash(num_perm, seed,
+                     hashfunc=shingle_hash32)` fed the same shingles gives the same values.
+    band_keys        (band, 64-bit hash of the band's r values) per document and band
+    candidate_pairs  documents sharing a band key; all pairs of a bucket of at most `max_bucket_docs`
+                     documents, and only pairs with its first document in a larger bucket
+    jaccard / signature_agreement   the verification of candidate pairs (`verify: exact | signature`)
+    (components)     curate/stages/components.py: connected components of the verified edges
+    choose_survivors per cluster the best document survives: more stars, then more forks, then newer (The
+                     Stack's metadata in `meta`, when present), then the smallest id
+    mark_members     per part: drop_reason `near_dedup.duplicate`, drop_detail = the survivor's id
+
+Input: the document schema. Added column: `minhash_cluster` (the survivor's id for every member of a
+cluster of near duplicates, null otherwise). Reason codes: near_dedup.duplicate.
+References: Broder 1997 (MinHash); Leskovec, Rajaraman & Ullman, Mining of Massive Datasets ch. 3 (LSH
+banding and its S-curve); BigCode's near_deduplication scripts and The Stack (Kocetkov et al. 2022, which
+used threshold 0.85), StarCoder (Li et al. 2023, threshold 0.7, 5-grams).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.schema import DROP_DETAIL, DROP_REASON, ID, META, TEXT
+
+MAX_HASH32 = np.uint32(0xFFFFFFFF)
+_WORDS = re.compile(r"\w+")  # "split on \W+ and drop empty tokens" is exactly "the runs of \w"
+_U64 = np.uint64
+_M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
+_K_POS, _K_SHINGLE, _K_BAND = _U64(0x9E3779B97F4A7C15), _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)
+_MASK64 = (1 << 64) - 1
+
+
+# ---------------------------------------------------------------------------------------------- hashing
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: a bijective avalanche on uint64 arrays (wrapping arithmetic)."""
+    h = h ^ (h >> _U64(33))
+    h = h * _M1
+    h = h ^ (h >> _U64(33))
+    h = h * _M2
+    return h ^ (h >> _U64(33))
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, exactly as datasketch pre-mixes input hashes (scheme affine32)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def _token_hashes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """64-bit hash of each token (UTF-8 bytes data[offsets[i]:offsets[i+1]]), with no per-token loop: the
+    sum over the token's bytes of fmix64(byte | position << 8), then mixed with the length."""
+    lengths = np.diff(offsets)
+    nonempty = lengths > 0  # reduceat needs non-empty segments; tokens are never empty here
+    if data.size == 0:
+        return fmix64(lengths.astype(_U64) * _K_SHINGLE)
+    token_of_byte = np.repeat(np.arange(lengths.size), lengths)
+    pos = np.arange(data.size, dtype=np.int64) - offsets[:-1][token_of_byte]
+    terms = fmix64(data.astype(_U64) | (pos.astype(_U64) << _U64(8)))
+    sums = np.zeros(lengths.size, _U64)
+    sums[nonempty] = np.add.reduceat(terms, offsets[:-1][nonempty])
+    return fmix64(sums ^ (lengths.astype(_U64) * _K_SHINGLE))
+
+
+def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray:
+    return fmix64(h * _K_SHINGLE + token)
+
+
+def token_hash64(token: bytes) -> int:
+    """Scalar reference of `_token_hashes` for one token (tests, datasketch's hashfunc)."""
+    total = 0
+    for i, byte in enumerate(token):
+        total = (total + _fmix64_int(byte | (i << 8))) & _MASK64
+    return _fmix64_int(total ^ ((len(token) * int(_K_SHINGLE)) & _MASK64))
+
+
+def shingle_hash64(shingle: bytes) -> int:
+    """The 64-bit hash of one shingle (its tokens joined by one space), as `shingle_hashes` computes it."""
+    h = 0
+    for token in shingle.split(b" "):
+        h = _fmix64_int((h * int(_K_SHINGLE) + token_hash64(token)) & _MASK64)
+    return h
+
+
+def shingle_hash32(shingle: bytes) -> int:
+    """The MinHash input hash: datasketch's `hashfunc` that reproduces our signatures."""
+    return shingle_hash64(shingle) & 0xFFFFFFFF
+
+
+def _fmix64_int(h: int) -> int:
+    return int(fmix64(np.array([h], _U64))[0])
+
+
+# ---------------------------------------------------------------------------------------------- shingles
+def shingles(text: str, ngram: int) -> set[str]:
+    """Reference shingles of one document, as strings (tests and the datasketch comparison)."""
+    tokens = _WORDS.findall(text.lower())
+    if not tokens:
+        return set()
+    if len(tokens) < ngram:
+        return {" ".join(tokens)}
+    return {" ".join(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)}
+
+
+def tokenize(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
+    """(flat tokens, token count per document): Python's Unicode `\\w` runs of the lower-cased text.
+    Arrow's RE2 splits (2x faster than `re.findall`), on an explicit class of the code points that Python's
+    `\\w` matches: RE2's own `\\w` is ASCII and its Unicode tables are older than Python's. Lower-casing
+    stays in Python (`str.lower`; Arrow's utf8_lower differs on ~80 code points)."""
+    lowered = pa.array([t.lower() for t in texts], pa.large_string())
+    pieces = pc.split_pattern_regex(lowered, _non_word_pattern())
+    flat = pc.list_flatten(pieces)
+    nonempty = pc.greater(pc.binary_length(flat), 0)
+    parent = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False)
+    counts = np.bincount(parent[nonempty.to_numpy(zero_copy_only=False)], minlength=len(texts)).astype(np.int64)
+    return flat.filter(nonempty), counts
+
+
+@functools.cache
+def _non_word_pattern() -> str:
+    """An RE2 class of the characters that are not Python `\\w` (str.isalnum() or '_'), built once per process."""
+    word = np.fromiter((chr(c).isalnum() for c in range(0x110000)), bool, 0x110000)
+    word[ord("_")] = True
+    word[0xD800:0xE000] = False  # surrogates are not valid in UTF-8 strings
+    bounds = np.flatnonzero(np.diff(np.concatenate([[0], word.astype(np.int8), [0]]))).reshape(-1, 2)
+    cls = "".join(f"\\x{{{a:x}}}" if b - 1 == a else f"\\x{{{a:x}}}-\\x{{{b - 1:x}}}" for a, b in bounds)
+    return f"[^{cls}]+"
+
+
+def shingle_hashes(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """(doc index, 64-bit shingle hash) for the unique shingles of each document, sorted by doc then hash."""
+    flat, counts = tokenize(texts)
+    tok = _hash_tokens(flat)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))  # shingles per document
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), per_doc)
+    first = starts[doc] + (np.arange(doc.size) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc))
+    width = np.minimum(counts[doc], ngram)
+    h = np.zeros(doc.size, _U64)
+    for j in range(ngram):  # a loop over the n-gram width, each step over every shingle at once
+        use = j < width
+        token = tok[np.minimum(first + j, max(tok.size - 1, 0))] if tok.size else h
+        h = np.where(use, _combine(h, token), h)
+    return _unique_by_doc(doc, h)
+
+
+def _hash_tokens(flat: pa.Array) -> np.ndarray:
+    """Hashes of a flat large_string array of tokens; each distinct token is hashed once (code reuses a
+    small vocabulary, so this is ~5x less work than hashing every occurrence)."""
+    if len(flat) == 0:
+        return np.zeros(0, _U64)
+    encoded = pc.dictionary_encode(flat)
+    vocab = encoded.dictionary
+    offsets = np.frombuffer(vocab.buffers()[1], np.int64)[vocab.offset : vocab.offset + len(vocab) + 1]
+    data = np.frombuffer(vocab.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    return _token_hashes(data, offsets - offsets[0])[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _unique_by_doc(doc: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((h, doc))
+    doc, h = doc[order], h[order]
+    keep = np.ones(doc.size, bool)
+    keep[1:] = (doc[1:] != doc[:-1]) | (h[1:] != h[:-1])
+    return doc[keep], h[keep]
+
+
+# ---------------------------------------------------------------------------------------------- signatures
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of datasketch's affine32 scheme: the same RandomState draws as `MinHash(num_perm, seed)`."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed: int,
+               chunk: int = 16384) -> np.ndarray:
+    """MinHash signatures [n_docs, num_perm] (uint32) from sorted (doc, shingle hash) pairs. A document
+    without shingles keeps datasketch's empty value (all 2^32-1). Memory: chunk * num_perm * 4 bytes.
+    The permuted values are laid out [perm, shingle] so the per-document min runs along contiguous
+    memory (10x faster than reducing along the other axis)."""
+    a, b = permutations(num_perm, seed)
+    sig = np.full((n_docs, num_perm), MAX_HASH32, np.uint32)
+    x = fmix32((h & _U64(0xFFFFFFFF)).astype(np.uint32))
+    for lo in range(0, x.size, chunk):
+        xs, ds = x[lo : lo + chunk], doc[lo : lo + chunk]
+        starts = np.flatnonzero(np.concatenate([[True], ds[1:] != ds[:-1]]))
+        permuted = np.multiply.outer(a, xs)
+        permuted += b[:, None]
+        mins = np.minimum.reduceat(permuted, starts, axis=1).T
+        rows = ds[starts]
+        sig[rows] = np.minimum(sig[rows], mins)  # a document split across chunks takes the min of both
+    return sig
+
+
+# ---------------------------------------------------------------------------------------------- LSH
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """[n_docs, bands] uint64: a hash of each band's `rows` values, seeded by the band index."""
+    n = sig.shape[0]
+    values = sig[:, : bands * rows].reshape(n, bands, rows).astype(_U64)
+    h = np.broadcast_to(fmix64((np.arange(bands, dtype=_U64) + _U64(1)) * _K_BAND), (n, bands)).copy()
+    for j in range(rows):
+        h = _combine(h, values[:, :, j])
+    return h
+
+
+def resolve_bands(cfg) -> tuple[int, int, float]:
+    """(bands, rows, candidate_threshold): the recipe's explicit (b, r), or the (b, r) that datasketch's
+    optimiser picks for candidate_threshold (default threshold - 0.2): never datasketch's bare defaults,
+    which are tuned for the threshold itself and so miss many pairs just above it."""
+    from datasketch.lsh import _optimal_param  # the same optimiser MinHashLSH(threshold=...) calls
+
+    cand = cfg.candidate_threshold if cfg.candidate_threshold is not None else round(max(0.05, cfg.threshold - 0.2), 6)
+    if cfg.bands is not None:
+        return cfg.bands, cfg.rows, cand
+    b, r = _optimal_param(cand, cfg.num_perm, 0.5, 0.5)
+    return int(b), int(r), cand
+
+
+def s_curve(bands: int, rows: int, points=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9)) -> dict[str, float]:
+    """P(candidate | Jaccard J) = 1 - (1 - J^r)^b, at the given J."""
+    return {f"{j:.2f}": round(1.0 - (1.0 - j**rows) ** bands, 6) for j in points}
+
+
+def candidate_pairs(key: np.ndarray, doc: np.ndarray, max_bucket_docs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) with u < v for documents that share a band key; unique pairs."""
+    order = np.lexsort((doc, key))
+    key, doc = key[order], doc[order]
+    new = np.concatenate([[True], key[1:] != key[:-1]]) if key.size else np.zeros(0, bool)
+    start = np.flatnonzero(new)
+    size = np.diff(np.append(start, key.size))
+    group_start = np.repeat(start, size)
+    rank = np.arange(key.size) - group_start
+    group_size = np.repeat(size, size)
+    big = group_size > max_bucket_docs
+    later = np.where(big, np.where(rank == 0, group_size - 1, 0), group_size - 1 - rank)  # partners after me
+    left = np.repeat(np.arange(key.size), later)
+    offs = np.arange(left.size) - np.repeat(np.cumsum(later) - later, later)
+    u, v = doc[left], doc[left + 1 + offs]
+    keep = u != v  # the same document twice under one key cannot happen, but costs nothing to exclude
+    return unique_pairs(np.minimum(u, v)[keep], np.maximum(u, v)[keep])
+
+
+def unique_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if u.size == 0:
+        return u.astype(np.int64), v.astype(np.int64)
+    pairs = np.unique(np.stack([u, v], axis=1).astype(np.int64), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+# ---------------------------------------------------------------------------------------------- verify
+def jaccard(a: pa.ListArray, b: pa.ListArray) -> np.ndarray:
+    """Exact Jaccard of aligned rows of two list<uint64> columns of sorted unique shingle hashes,
+    vectorised: sort every (pair, hash) of both sides; a hash in both sets appears twice in a row.
+    Two empty sets have Jaccard 0 (documents without shingles are never duplicates)."""
+    na = pc.list_value_length(a).to_numpy(zero_copy_only=False).astype(np.int64)
+    nb = pc.list_value_length(b).to_numpy(zero_copy_only=False).astype(np.int64)
+    pair = np.concatenate([np.repeat(np.arange(na.size), na), np.repeat(np.arange(nb.size), nb)])
+    vals = np.concatenate([_flat_u64(a), _flat_u64(b)])
+    order = np.lexsort((vals, pair))
+    pair, vals = pair[order], vals[order]
+    both = (pair[1:] == pair[:-1]) & (vals[1:] == vals[:-1])
+    inter = np.bincount(pair[1:][both], minlength=na.size).astype(np.int64)
+    union = na + nb - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def _flat_u64(arr: pa.ListArray) -> np.ndarray:
+    return pc.list_flatten(arr).to_numpy(zero_copy_only=False).astype(_U64)
+
+
+def signature_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The fraction of equal MinHash values of aligned signature rows (the MinHash Jaccard estimate);
+    empty signatures never agree."""
+    empty = (a == MAX_HASH32).all(axis=1) | (b == MAX_HASH32).all(axis=1)
+    return np.where(empty, 0.0, (a == b).mean(axis=1))
+
+
+# ---------------------------------------------------------------------------------------------- survivors
+STAR_KEYS, FORK_KEYS = ("max_stars_count", "stars", "stars_count"), ("max_forks_count", "forks", "forks_count")
+DATE_KEYS = ("max_stars_repo_stars_event_max_datetime", "max_stars_repo_stars_event_min_datetime", "date")
+
+
+def rank_columns(table: pa.Table) -> dict[str, pa.Array]:
+    """The survivor-ranking fields of each document from its `meta` JSON (zero / empty when absent)."""
+    metas = table[META].to_pylist() if META in table.column_names else [None] * table.num_rows
+    parsed = [_meta(m) for m in metas]  # per document: JSON parsing has no vectorised Arrow kernel
+    return {
+        "stars": pa.array([_first(p, STAR_KEYS, 0) for p in parsed], pa.int64()),
+        "forks": pa.array([_first(p, FORK_KEYS, 0) for p in parsed], pa.int64()),
+        "date": pa.array([str(_first(p, DATE_KEYS, "")) for p in parsed], pa.string()),
+    }
+
+
+def _meta(raw: str | None) -> dict:
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _first(meta: dict, keys: tuple, default):
+    for k in keys:
+        v = meta.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and default == 0:
+            return int(v)
+        if isinstance(v, str) and default == "":
+            return v
+    return default
+
+
+def choose_survivors(members: pa.Table) -> pa.Table:
+    """members: (comp, doc, id, stars, forks, date) for every document of a set of whole clusters.
+    Returns (doc, survivor id, is_survivor) per member: the survivor has the most stars, then forks,
+    then the newest date, then the smallest id (BigCode's order)."""
+    t = members.sort_by([("comp", "ascending"), ("stars", "descending"), ("forks", "descending"),
+                         ("date", "descending"), (ID, "ascending")])
+    comp = t["comp"].to_numpy()
+    first = np.concatenate([[True], comp[1:] != comp[:-1]]) if comp.size else np.zeros(0, bool)
+    head = np.maximum.accumulate(np.where(first, np.arange(comp.size), 0))
+    return pa.table({"doc": t["doc"], "survivor": pc.take(t[ID], pa.array(head, pa.int64())),
+                     "is_survivor": pa.array(first)})
+
+
+def mark_members(table: pa.Table, rows: np.ndarray, members: pa.Table) -> pa.Table:
+    """Adds minhash_cluster / drop_reason / drop_detail to a batch whose rows have order keys `rows`,
+    given (doc, survivor, is_survivor) of this part's cluster members."""
+    n = table.num_rows
+    docs = members["doc"].combine_chunks() if members.num_rows else pa.array([], pa.int64())
+    idx = pc.index_in(pa.array(rows, pa.int64()), docs)
+    survivor = pc.take(members["survivor"].combine_chunks(), idx) if members.num_rows else pa.nulls(n, pa.string())
+    is_surv = pc.take(members["is_survivor"].combine_chunks(), idx) if members.num_rows else pa.nulls(n, pa.bool_())
+    dropped = pc.fill_null(pc.invert(is_surv), False)
+    reason = pc.if_else(dropped, "near_dedup.duplicate", pa.nulls(n, pa.string()))
+    detail = pc.if_else(dropped, survivor, pa.nulls(n, pa.string()))
+    return (table.append_column("minhash_cluster", survivor.cast(pa.string()))
+            .append_column(DROP_REASON, reason).append_column(DROP_DETAIL, detail.cast(pa.string())))
+
+
+def doc_texts(table: pa.Table) -> list[str]:
+    return table[TEXT].to_pylist()

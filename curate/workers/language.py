@@ -1,0 +1,76 @@
+"""language's worker side: the fastText model (loaded once per worker process), batch prediction, and the
+recipe check of language codes against the model's label set (run before any work starts)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curate import parts, tasks
+from curate.errors import RecipeError
+from curate.sources.extensions import known_languages
+from curate.stages import language
+from curate.tasks import PartTask
+
+
+def load_model(path: str):
+    """A fastText model; `fasttext-numpy2-wheel` provides the `fasttext` module and works under numpy 2."""
+    import fasttext
+
+    if not Path(path).is_file():
+        raise RecipeError(f"language.model: file not found: {path} (run `curate assets`)")
+    return fasttext.load_model(str(path))
+
+
+def model(path: str):
+    return tasks.cached(("fasttext", str(path)), lambda: load_model(path))
+
+
+def predict(ft_model, prepared: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Top label (without `__label__`) and its probability for each prepared (one-line) text: one batch
+    call into fastText's C++ `multilinePredict` through the binding's public `predict`."""
+    if not prepared:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=np.float64)
+    labels, probs = ft_model.predict(prepared, k=1)
+    scores = np.array([p[0] if len(p) else 0.0 for p in probs], dtype=np.float64)
+    return language.strip_labels(labels), scores
+
+
+def code_languages(recipe) -> set[str]:
+    chosen = recipe.language.code_languages
+    return {lang.lower() for lang in (chosen if chosen is not None else known_languages())}
+
+
+def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    cfg = task.recipe.language
+    ft = model(cfg.model)
+    allowed = code_languages(task.recipe)
+    extra.update(text_docs=0, text_chars_scored=0)
+    for batch in parts.iter_part(task.input_part):
+        prepared = language.prepare_texts(language.text_column(batch), cfg.max_chars)
+        labels, scores = predict(ft, prepared)
+        extra["text_docs"] += len(prepared)
+        extra["text_chars_scored"] += sum(map(len, prepared))
+        yield language.decide(batch, labels, scores, cfg.keep, cfg.min_score, allowed)
+
+
+def check_recipe(recipe) -> None:
+    """Refuses language codes the model cannot emit (`eng` for a model that says `en`), naming the field;
+    called by `curate validate` and `curate run` before any engine starts."""
+    labels = model_labels(recipe.language.model)
+    errors = []
+    for i, code in enumerate(recipe.language.keep):
+        if code not in labels:
+            close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(f"language.keep[{i}]: {code!r} is not a label of {recipe.language.model}{hint}")
+    if errors:
+        raise RecipeError("\n".join(errors))
+
+
+def model_labels(path: str) -> set[str]:
+    return {lab[len(language.LABEL_PREFIX):] for lab in model(path).get_labels()}

@@ -1,0 +1,381 @@
+"""near_dedup's worker side: the global phases as tasks over files grouped by bucket, then marking.
+
+    signature_part    per part: shingle hashes, signatures; writes band rows (by band-key bucket), the
+                      shingle payload and the ranking fields (by node bucket)
+    candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
+    verify_left       per node-bucket range of u: unique pairs joined with u's payload, by node bucket of v
+    verify_right      per node-bucket range of v: joined with v's payload, similarity, verified edges
+    components        one task below local_components_max_edges, else large-star/small-star rounds,
+                      each a task per node-bucket range; the labels are written by node bucket
+    members_range     per node-bucket range: labels joined with ranking fields, by bucket of the cluster
+    survivors_range   per cluster-bucket range: the survivor of each cluster, members by part
+    decide            per part: marks its members (curate.tasks.DECIDERS)
+
+Every phase output is written atomically with a `.json` record after it, so a rerun reuses it.
+Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1 KiB) per document of the
+batch; candidates ~ 16 bytes per (document, band) of its range; verification ~ 8 bytes per shingle of
+the documents of its pairs; components ~ 32 bytes per edge row; members/survivors ~ 100 bytes per
+clustered document. No phase holds all documents unless its bucket range is all buckets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import parts
+from curate.schema import ID, META, TEXT
+from curate.stages import components as C
+from curate.stages import near_dedup as N
+from curate.tasks import PartTask
+
+BAND_BUCKETS = 256
+
+
+def _once(out: str, fn: Callable[[], dict]) -> dict:
+    """Runs fn (which writes `out`) unless `out.json`, written after the data, says it already ran."""
+    if Path(out + ".json").exists():
+        return parts.read_json(out + ".json")
+    result = fn()
+    parts.write_json(out + ".json", result)
+    return result
+
+
+def _read(files: list[str], buckets: list[int]) -> pa.Table | None:
+    tables = [parts.read_groups(f, buckets) for f in files]
+    tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
+    return pa.concat_tables(tables) if tables else None
+
+
+def _write(out: str, table: pa.Table, key_column: str | None = None, key: np.ndarray | None = None) -> None:
+    bucket = C.node_bucket(table[key_column].to_numpy()) if key is None else key
+    parts.write_grouped(out, table.append_column("bucket", pa.array(bucket, pa.int32())), "bucket")
+
+
+# ---------------------------------------------------------------------------------------------- signatures
+def signature_part(input_part: str, work: str, cfg, bands: int, rows: int) -> dict:
+    name = Path(input_part).stem
+    out = f"{work}/bands/{name}.parquet"
+    return _once(out, lambda: _signature_part(input_part, work, name, cfg, bands, rows))
+
+
+def _signature_part(input_part, work, name, cfg, bands, rows) -> dict:
+    index = parts.part_index(name)
+    band_tables, payloads, docs, first_row, stats = [], [], [], 0, {"docs": 0, "bytes": 0, "no_shingles": 0}
+    for batch in parts.iter_part(input_part, columns=[ID, TEXT, META]):
+        texts = batch[TEXT].to_pylist()
+        doc, h = N.shingle_hashes(texts, cfg.ngram)
+        sig = N.signatures(doc, h, batch.num_rows, cfg.num_perm, cfg.seed)
+        node = (np.int64(index) << np.int64(32)) | np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
+        has = np.bincount(doc, minlength=batch.num_rows) > 0  # documents without shingles are never candidates
+        keys = N.band_keys(sig[has], bands, rows)
+        band_tables.append(pa.table({"key": keys.ravel(), "doc": np.repeat(node[has], bands)}))
+        counts = np.bincount(doc, minlength=batch.num_rows)
+        shingle_lists = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32()),
+                                                 pa.array(h, pa.uint64()))
+        payload = {"doc": node, "shingles": shingle_lists}
+        if cfg.verify == "signature":
+            payload["sig"] = pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel(), pa.uint32()), cfg.num_perm)
+        payloads.append(pa.table(payload).filter(pa.array(has)))
+        docs.append(pa.table({"doc": node, ID: batch[ID], **N.rank_columns(batch)}).filter(pa.array(has)))
+        stats["docs"] += batch.num_rows
+        stats["bytes"] += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+        stats["no_shingles"] += int((~has).sum())
+        first_row += batch.num_rows
+    band = pa.concat_tables(band_tables)
+    key_bucket = (band["key"].to_numpy() >> np.uint64(56)).astype(np.int32)
+    _write(f"{work}/payload/{name}.parquet", pa.concat_tables(payloads), "doc")
+    _write(f"{work}/docs/{name}.parquet", pa.concat_tables(docs), "doc")
+    _write(f"{work}/bands/{name}.parquet", band, key=key_bucket)
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+def candidates_range(band_files: list[str], buckets: list[int], out: str, max_bucket_docs: int) -> dict:
+    def run() -> dict:
+        t = _read(band_files, buckets)
+        u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.candidate_pairs(
+            t["key"].to_numpy(), t["doc"].to_numpy(), max_bucket_docs)
+        _write(out, pa.table({"u": u, "v": v}), "u")
+        return {"pairs": int(u.size)}
+
+    return _once(out, run)
+
+
+def verify_left(pair_files: list[str], buckets: list[int], payload_files: list[str], out: str) -> dict:
+    """Unique pairs of this range of u, each with u's payload attached, routed by v."""
+    def run() -> dict:
+        t = _read(pair_files, buckets)
+        u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.unique_pairs(t["u"].to_numpy(), t["v"].to_numpy())
+        pairs = pa.table({"u": u, "v": v})
+        joined = _join_payload(pairs, "u", _read(payload_files, buckets), "u_")
+        _write(out, joined, "v")
+        return {"pairs": int(u.size)}
+
+    return _once(out, run)
+
+
+def _join_payload(pairs: pa.Table, node: str, payload: pa.Table | None, prefix: str) -> pa.Table:
+    if payload is None or pairs.num_rows == 0:
+        payload = _empty_payload() if payload is None else payload
+        idx = pa.array(np.zeros(0, np.int64))
+    else:
+        idx = pc.index_in(pairs[node], payload["doc"])
+    for col in payload.column_names:
+        if col != "doc":
+            pairs = pairs.append_column(prefix + col, pc.take(payload[col], idx))
+    return pairs
+
+
+def _empty_payload() -> pa.Table:
+    return pa.table({"doc": pa.array([], pa.int64()), "shingles": pa.array([], pa.list_(pa.uint64()))})
+
+
+def verify_right(left_files: list[str], buckets: list[int], payload_files: list[str], out: str, cfg,
+                 audit_seed: int) -> dict:
+    """Similarity of every pair of this range of v; keeps the edges the `verify` mode accepts."""
+    def run() -> dict:
+        t = _read(left_files, buckets)
+        if t is None or t.num_rows == 0:
+            parts.write_grouped(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64()),
+                                               "bucket": pa.array([], pa.int32())}), "bucket")
+            return {"candidates": 0, "edges": 0, "audit": []}
+        t = _join_payload(t, "v", _read(payload_files, buckets), "v_")
+        exact = N.jaccard(t["u_shingles"].combine_chunks(), t["v_shingles"].combine_chunks())
+        score = _score(t, exact, cfg)
+        keep = score >= cfg.threshold if cfg.verify != "none" else np.ones(exact.size, bool)
+        u, v = t["u"].to_numpy(), t["v"].to_numpy()
+        _write(out, pa.table({"u": u[keep], "v": v[keep]}), "u")
+        return {"candidates": int(exact.size), "edges": int(keep.sum()),
+                "audit": _audit_sample(u, v, exact, keep, cfg.audit_pairs, audit_seed)}
+
+    return _once(out, run)
+
+
+def _score(t: pa.Table, exact: np.ndarray, cfg) -> np.ndarray:
+    if cfg.verify != "signature":
+        return exact
+    width = cfg.num_perm
+    a = pc.list_flatten(t["u_sig"].combine_chunks()).to_numpy().reshape(-1, width)
+    b = pc.list_flatten(t["v_sig"].combine_chunks()).to_numpy().reshape(-1, width)
+    return N.signature_agreement(a, b)
+
+
+def _audit_sample(u, v, exact, keep, n: int, seed: int) -> list[list]:
+    """The n pairs with the smallest pair hash: a deterministic sample whose union over tasks, cut to the
+    n smallest again, is the same sample whatever the number of tasks."""
+    h = N.fmix64(N.fmix64(u.astype(np.uint64) ^ np.uint64(seed)) ^ v.astype(np.uint64))
+    take = np.argsort(h, kind="stable")[:n]
+    return [[str(h[i]), round(float(exact[i]), 6), bool(keep[i])] for i in take]
+
+
+# ---------------------------------------------------------------------------------------------- components
+def components_single(edge_files: list[str], out: str) -> dict:
+    def run() -> dict:
+        t = _read(edge_files, list(range(C.NODE_BUCKETS)))
+        u, v = (np.zeros(0, np.int64),) * 2 if t is None else (t["u"].to_numpy(), t["v"].to_numpy())
+        nodes, labels = C.components_local(u, v)
+        _write(out, pa.table({"doc": nodes, "comp": labels}), "doc")
+        return {"nodes": int(nodes.size)}
+
+    return _once(out, run)
+
+
+def star_round(in_files: list[str], buckets: list[int], op: str, out: str) -> dict:
+    """One large-star or small-star round over the groups of a node-bucket range. Returns the digest of
+    its deduplicated input edge set (each undirected edge counted once over all ranges)."""
+    def run() -> dict:
+        t = _read(in_files, buckets)
+        key, other = (np.zeros(0, np.int64),) * 2 if t is None else (t["key"].to_numpy(), t["other"].to_numpy())
+        key, other = C.unique_edges(key, other)
+        once = key > other  # large-star rows hold both directions; small-star rows only key > other
+        digest = C.edge_set_digest(key[once], other[once])
+        if op == "large":
+            x, y = C.large_star(key, other)
+            k, o = C.small_star_rows(x, y)
+        elif op == "small":
+            x, y = C.small_star(key, other)
+            k, o = C.large_star_rows(x, y)
+        else:  # "label": the input is a converged star forest; each node's label is its group's minimum
+            k, o = _labels(key, other)
+            _write(out, pa.table({"doc": k, "comp": o}), "doc")
+            return {"count": digest[0], "sum": str(digest[1])}
+        _write(out, pa.table({"key": k, "other": o}), "key")
+        return {"count": digest[0], "sum": str(digest[1])}
+
+    return _once(out, run)
+
+
+def _labels(key: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if key.size == 0:
+        return key, other
+    start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    return key[start], np.minimum(np.minimum.reduceat(other, start), key[start])
+
+
+def edges_to_rows(edge_file: str, out: str) -> dict:
+    """The first round's input: verified edges as large-star rows (both directions)."""
+    def run() -> dict:
+        t = _read([edge_file], list(range(C.NODE_BUCKETS)))
+        u, v = (np.zeros(0, np.int64),) * 2 if t is None else (t["u"].to_numpy(), t["v"].to_numpy())
+        k, o = C.large_star_rows(u, v)
+        _write(out, pa.table({"key": k, "other": o}), "key")
+        return {"rows": int(k.size)}
+
+    return _once(out, run)
+
+
+# ---------------------------------------------------------------------------------------------- survivors
+def members_range(label_files: list[str], doc_files: list[str], buckets: list[int], out: str) -> dict:
+    def run() -> dict:
+        labels, docs = _read(label_files, buckets), _read(doc_files, buckets)
+        if labels is None or docs is None:
+            labels = pa.table({"doc": pa.array([], pa.int64()), "comp": pa.array([], pa.int64())})
+            docs = docs if docs is not None else pa.table({"doc": pa.array([], pa.int64()), ID: pa.array([], pa.string()),
+                                                           "stars": pa.array([], pa.int64()), "forks": pa.array([], pa.int64()),
+                                                           "date": pa.array([], pa.string())})
+        joined = labels.join(docs, "doc", join_type="inner")
+        _write(out, joined, "comp")
+        return {"members": joined.num_rows}
+
+    return _once(out, run)
+
+
+def survivors_range(member_files: list[str], buckets: list[int], out: str) -> dict:
+    def run() -> dict:
+        t = _read(member_files, buckets)
+        if t is None:
+            t = pa.table({"comp": pa.array([], pa.int64()), "doc": pa.array([], pa.int64()), ID: pa.array([], pa.string()),
+                          "stars": pa.array([], pa.int64()), "forks": pa.array([], pa.int64()), "date": pa.array([], pa.string())})
+        chosen = N.choose_survivors(t)
+        comp_sizes = np.unique(t["comp"].to_numpy(), return_counts=True)[1]
+        part = (chosen["doc"].to_numpy() >> np.int64(32)).astype(np.int32)
+        _write(out, chosen, key=part)
+        hist = np.unique(comp_sizes, return_counts=True)
+        return {"clusters": int(comp_sizes.size), "sizes": {str(k): int(c) for k, c in zip(*hist)}}
+
+    return _once(out, run)
+
+
+# ---------------------------------------------------------------------------------------------- marking
+def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    index = parts.part_index(task.name)
+    files = sorted(Path(task.options["survivors_dir"]).glob("survivors-*.parquet"))
+    found = [parts.read_groups(f, [index]) for f in files]
+    found = [t.drop_columns(["bucket"]) for t in found if t.num_rows]
+    members = pa.concat_tables(found) if found else pa.table(
+        {"doc": pa.array([], pa.int64()), "survivor": pa.array([], pa.string()), "is_survivor": pa.array([], pa.bool_())})
+    first_row = 0
+    started = time.time()
+    for batch in parts.iter_part(task.input_part):
+        rows = (np.int64(index) << np.int64(32)) | np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
+        yield N.mark_members(batch, rows, members)
+        first_row += batch.num_rows
+    extra["mark_seconds"] = round(time.time() - started, 3)
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
+    """near_dedup's global phases, each an `engine.map` over parts or bucket ranges (run_row_stage's hook)."""
+    from curate.pipeline import bucket_ranges
+
+    cfg, engine, work = ctx.recipe.near_dedup, ctx.engine, str(d / "_work")
+    bands, rows, cand = N.resolve_bands(cfg)
+    clock = _Clock()
+    stats = engine.map(signature_part, [(str(p), work, cfg, bands, rows) for p in inputs], desc="near_dedup: signatures")
+    clock.lap("signatures")
+    ranges = bucket_ranges(sum(s["docs"] for s in stats), engine.num_cpus, C.NODE_BUCKETS)
+    names = [p.stem for p in inputs]
+    payload = [f"{work}/payload/{n}.parquet" for n in names]
+    pairs = _ranged(engine, candidates_range, ranges, f"{work}/pairs",
+                    lambda r, out: ([f"{work}/bands/{n}.parquet" for n in names], r, out, cfg.max_bucket_docs))
+    left = _ranged(engine, verify_left, ranges, f"{work}/left", lambda r, out: (pairs.files, r, payload, out))
+    right = _ranged(engine, verify_right, ranges, f"{work}/edges",
+                    lambda r, out: (left.files, r, payload, out, cfg, ctx.recipe.seed))
+    clock.lap("candidates_and_verification")
+    n_edges = sum(x["edges"] for x in right.results)
+    if n_edges <= cfg.local_components_max_edges:
+        label_files, rounds = [f"{work}/labels/labels-all.parquet"], 0
+        engine.map(components_single, [(right.files, label_files[0])], desc="near_dedup: components")
+    else:
+        label_files, rounds = _star_rounds(engine, ranges, right.files, f"{work}/rounds")
+    clock.lap("components")
+    docs = [f"{work}/docs/{n}.parquet" for n in names]
+    members = _ranged(engine, members_range, ranges, f"{work}/members", lambda r, out: (label_files, docs, r, out))
+    survivors = _ranged(engine, survivors_range, ranges, f"{work}/survivors",
+                        lambda r, out: (members.files, r, out), prefix="survivors")
+    clock.lap("survivors")
+    extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
+    extra["phase_seconds"] = clock.laps
+    return {"survivors_dir": f"{work}/survivors"}, extra
+
+
+class _Ranged:
+    def __init__(self, files: list[str], results: list[dict]):
+        self.files, self.results = files, results
+
+
+def _ranged(engine, fn, ranges, folder, args, prefix: str = "range") -> _Ranged:
+    files = [f"{folder}/{prefix}-{r[0]:03d}-{r[-1]:03d}.parquet" for r in ranges]
+    results = engine.map(fn, [args(r, out) for r, out in zip(ranges, files)], desc=f"near_dedup: {fn.__name__}")
+    return _Ranged(files, results)
+
+
+def _star_rounds(engine, ranges, edge_files: list[str], folder: str) -> tuple[list[str], int]:
+    """Large-star / small-star rounds until a large-star round sees the same edge set as the previous one."""
+    files = [f"{folder}/r000-{i:03d}.parquet" for i in range(len(edge_files))]
+    engine.map(edges_to_rows, list(zip(edge_files, files)), desc="near_dedup: edges")
+    previous, n = None, 0
+    while True:
+        n += 1
+        large = _ranged(engine, star_round, ranges, f"{folder}/r{n:03d}L", lambda r, out, f=files: (f, r, "large", out))
+        digest = (sum(x["count"] for x in large.results), sum(int(x["sum"]) for x in large.results) % (1 << 64))
+        if digest == previous:  # the last large-star input was already a star forest: label from it
+            labels = _ranged(engine, star_round, ranges, f"{folder}/labels",
+                             lambda r, out, f=files: (f, r, "label", out))
+            return labels.files, n - 1
+        previous = digest
+        small = _ranged(engine, star_round, ranges, f"{folder}/r{n:03d}S",
+                        lambda r, out, f=large.files: (f, r, "small", out))
+        files = small.files
+
+
+class _Clock:
+    def __init__(self):
+        self.start, self.laps = time.time(), {}
+
+    def lap(self, name: str) -> None:
+        now = time.time()
+        self.laps[name], self.start = round(now - self.start, 3), now
+
+
+def _summary(cfg, bands, rows, cand, stats, verified, survivors, rounds, n_edges) -> dict:
+    audit = sorted((a for x in verified for a in x["audit"]), key=lambda a: int(a[0]))[: cfg.audit_pairs]
+    exact = np.array([a[1] for a in audit])
+    kept = np.array([a[2] for a in audit], bool)
+    sizes: dict[str, int] = {}
+    for x in survivors:
+        for k, c in x["sizes"].items():
+            sizes[k] = sizes.get(k, 0) + c
+    below = exact < cfg.threshold
+    return {
+        "bands": bands, "rows": rows, "candidate_threshold": cand, "verify": cfg.verify,
+        "s_curve": N.s_curve(bands, rows),
+        "docs": sum(s["docs"] for s in stats), "bytes": sum(s["bytes"] for s in stats),
+        "no_shingles": sum(s["no_shingles"] for s in stats),
+        "candidate_pairs": sum(x["candidates"] for x in verified), "edges": n_edges, "star_rounds": rounds,
+        "clusters": sum(x["clusters"] for x in survivors),
+        "cluster_sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
+        "audit": {
+            "sampled_pairs": int(exact.size),
+            "candidates_below_threshold": round(float(below.mean()), 6) if exact.size else None,
+            "edges_below_threshold": round(float(below[kept].mean()), 6) if kept.any() else None,
+            "jaccard_quantiles": {q: round(float(np.quantile(exact, float(q))), 6) for q in ("0.1", "0.5", "0.9")}
+            if exact.size else {},
+        },
+    }

@@ -1,0 +1,36 @@
+"""quality's worker side: reads a part, scores it with the optional fastText classifier (loaded once per
+worker process) and applies the rule table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import parts
+from curate.quality_classifier import classifier_model, score_texts
+from curate.schema import KIND, TEXT
+from curate.stages import quality
+from curate.tasks import PartTask
+
+
+def classifier_scores(batch: pa.Table, cfg) -> np.ndarray | None:
+    """P(high quality) for the rows of the classifier's kinds, NaN for the others; None without a classifier."""
+    if cfg is None:
+        return None
+    kinds = ("code", "text") if cfg.applies_to == "all" else (cfg.applies_to,)
+    mask = pc.is_in(batch[KIND], pa.array(kinds)).to_numpy(zero_copy_only=False)
+    scores = np.full(batch.num_rows, np.nan)
+    if mask.any():
+        scores[mask] = score_texts(classifier_model(cfg.model), batch[TEXT].filter(pa.array(mask)), cfg.max_chars)
+    return scores
+
+
+def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
+    cfg = task.recipe.quality
+    active = quality.active_rules(cfg.thresholds, cfg.disable)
+    for batch in parts.iter_part(task.input_part):
+        scores = classifier_scores(batch, cfg.classifier)
+        yield quality.apply(batch, active, scores, cfg.classifier.min_score if cfg.classifier else 0.0)
