@@ -24,6 +24,8 @@ def _add_run(sub) -> None:
     p.add_argument("--engine", choices=["ray", "local"], default="ray",
                    help="ray (default) or local: run every task in this process, without Ray")
     p.add_argument("--force", action="store_true", help="redo the selected stages even if up to date")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate, then print the inputs, the stages that would run and the pack plan; run nothing")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed input record (exit 1)")
     p.add_argument("--lenient", action="store_true",
                    help="a file that cannot be read to the end (truncated, vanished) becomes a counted drop "
@@ -49,7 +51,12 @@ def cmd_run(args) -> int:
     elif "quality" in stages:
         _check_models(recipe, True, language=False)
     if "tokenize" in stages:  # a missing/corrupt tokenizer is refused before any work; required if asked for
-        _check_tokenizer(recipe, required=bool(args.stages))
+        _check_tokenizer(recipe, required=bool(args.stages), hub_only=args.dry_run)
+    if args.dry_run:
+        from curate.dryrun import describe
+
+        print(describe(recipe, workdir, stages, plan_ingest(recipe) if "ingest" in stages else None))
+        return 0
     engine = _engine(args)
     try:
         ctx = pipeline.Context(recipe, workdir, engine, force=args.force, strict=args.strict, lenient=args.lenient,
@@ -74,14 +81,18 @@ def _check_models(recipe, quality: bool, language: bool = True) -> None:
         raise RecipeError(f"quality.classifier.model: file not found: {clf.model} (train one with `curate train-quality`)")
 
 
-def _check_tokenizer(recipe, required: bool) -> None:
+def _check_tokenizer(recipe, required: bool, hub_only: bool = False) -> None:
     """A missing or corrupt tokenizer, or one without EOS, is refused before any work (exit 2)."""
     from curate.errors import RecipeError
-    from curate.workers.tokenize import tokenizer_identity
+    from curate.workers.tokenize import is_hub_name, tokenizer_identity
 
     if recipe.tokenize.tokenizer is None:
         if required:
             raise RecipeError("tokenize.tokenizer: required to run tokenize (a tokenizer.json path or a hub name)")
+        return
+    if hub_only and is_hub_name(recipe.tokenize.tokenizer):
+        print(f"tokenize.tokenizer: {recipe.tokenize.tokenizer!r} is a hub name: not fetched by validate "
+              "(it is loaded, and checked, when tokenize runs)")
         return
     tokenizer_identity(recipe.tokenize)
 
@@ -134,7 +145,7 @@ def cmd_validate(args) -> int:
 
     recipe = load_recipe(args.recipe)
     plan = plan_ingest(recipe)
-    _check_tokenizer(recipe, required=False)
+    _check_tokenizer(recipe, required=False, hub_only=True)
     _check_models(recipe, True)
     files = sum(len(p.files) for p in plan)
     print(f"{args.recipe}: ok: recipe {recipe.name!r}, {len(recipe.sources)} sources, {files} files, {len(plan)} partitions")

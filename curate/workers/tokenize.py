@@ -19,6 +19,12 @@ from curate.schema import DROP_DETAIL, DROP_REASON, KIND
 from curate.stages import tokenize as T
 
 
+def is_hub_name(spec: str) -> bool:
+    """`org/name` that is not a local file: only the hub can provide it."""
+    path = Path(spec)
+    return not (path.suffix == ".json" or path.exists() or "/" not in spec or spec.startswith((".", "/")))
+
+
 def load_tokenizer(spec: str | None):
     """A `tokenizers.Tokenizer` from a tokenizer.json path, or from the hub when online."""
     from tokenizers import Tokenizer
@@ -31,7 +37,7 @@ def load_tokenizer(spec: str | None):
             return Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
             raise RecipeError(f"tokenize.tokenizer: {path}: not a valid tokenizer.json ({exc})") from None
-    if path.suffix == ".json" or path.exists() or "/" not in spec or spec.startswith((".", "/")):
+    if not is_hub_name(spec):
         raise RecipeError(f"tokenize.tokenizer: {spec}: file not found (train one with `curate train-tokenizer`)")
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         raise RecipeError(f"tokenize.tokenizer: {spec!r} is a hub name but HF_HUB_OFFLINE is set; "
