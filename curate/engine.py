@@ -31,7 +31,7 @@ class LocalEngine:
     num_cpus = 1
 
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:
-        return [fn(*_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=None, leave=False)]
+        return [_call(fn, *_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=None, leave=False)]
 
     def close(self) -> None:
         pass
@@ -39,6 +39,15 @@ class LocalEngine:
 
 def _args(item: Any) -> tuple:
     return item if isinstance(item, tuple) else (item,)
+
+
+def _call(fn: Callable, *args: Any) -> Any:
+    """Every task goes through here: the one place for the crash tests' fault-injection delay."""
+    if delay := float(os.environ.get("CURATE_TASK_DELAY", "0")):
+        import time
+
+        time.sleep(delay)  # widens the window in which a test kills the run mid-stage
+    return fn(*args)
 
 
 class RayEngine:
@@ -69,8 +78,8 @@ class RayEngine:
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:
         if not items:
             return []
-        remote = self.ray.remote(max_retries=self.max_retries, num_cpus=1)(fn)
-        refs = [remote.remote(*_args(item)) for item in items]
+        remote = self.ray.remote(max_retries=self.max_retries, num_cpus=1)(_call).options(name=fn.__name__)
+        refs = [remote.remote(fn, *_args(item)) for item in items]
         position = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)

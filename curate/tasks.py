@@ -6,7 +6,6 @@ A row task streams its input in batches, so its memory is bounded by the batch, 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,8 +51,6 @@ def is_done(task: PartTask) -> bool:
 def run_part(task: PartTask) -> dict:
     """Runs one partition through its stage's decide function and writes kept, dropped and the record."""
     started = time.time()
-    if delay := float(os.environ.get("CURATE_TASK_DELAY", "0")):
-        time.sleep(delay)  # fault-injection hook for the crash/resume tests: widens the window to kill a run
     out = Path(task.out_dir)
     kept_writer = parts.ParquetPartWriter(out / f"{task.name}.parquet")
     dropped_writer = parts.ParquetPartWriter(out / "dropped" / f"{task.name}.parquet", DROPPED_SCHEMA)
