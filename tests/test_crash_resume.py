@@ -82,3 +82,15 @@ def test_kill_driver_mid_stage_then_resume(clean_run, tmp_path, stage):
     assert not list(work.rglob(".tmp-*"))
     manifest = json.loads((work / stage / "_manifest.json").read_text())
     assert manifest["finished_at"] >= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started - 1))
+
+
+@pytest.mark.slow
+def test_every_output_is_independent_of_the_workdir(clean_run, tmp_path):
+    """The whole pipeline, shards included, in another (deeper) work directory: byte-identical."""
+    recipe, clean = clean_run
+    other = tmp_path / "some" / "other" / "place"
+    done = curate("run", str(recipe), "--workdir", str(other), "--engine", "local")
+    assert done.returncode == 0, done.stderr
+    assert outputs(other, STAGES) == outputs(clean, STAGES)
+    shard_manifest = (other / "shards" / "manifest.json").read_text()
+    assert str(other) not in shard_manifest and str(tmp_path) not in shard_manifest
