@@ -144,7 +144,19 @@ def plan_summary(plan: P.Plan, docs: dict, cfg, drift: bool) -> dict:
         "seq_len": cfg.seq_len, "sequences": end // cfg.seq_len, "last": cfg.last,
         "pad_tokens": max(0, end - plan.tokens_planned), "tail_dropped_tokens": max(0, plan.tokens_planned - end),
         "shards": plan.n_shards, "shards_wanted": plan.shards_wanted,
+        "warnings": plan_warnings(plan, docs, cfg),
     }
+
+
+def plan_warnings(plan: P.Plan, docs: dict, cfg) -> list[str]:
+    """Why the output differs from what the recipe asked for, in words (logged and kept in the manifests)."""
+    if plan.n_shards >= plan.shards_wanted:
+        return []
+    longest = int(docs["n_tokens"][plan.copies > 0].max())
+    return [f"pack: {plan.n_shards} shards instead of the {plan.shards_wanted} pack.shard_tokens={cfg.shard_tokens} "
+            f"asks for: with more, some shard would be off the ratio by more than ratio_tolerance="
+            f"{cfg.ratio_tolerance} (documents are large compared with shards: the longest has {longest} tokens); "
+            "raise pack.shard_tokens to silence this"]
 
 
 def log_plan(s: dict) -> None:
@@ -152,6 +164,8 @@ def log_plan(s: dict) -> None:
     log.info("pack: plan: %d code + %d text tokens (code:text %s, target %s, bounded by %s) in %d sequences of %d, "
              "%d shards", s["tokens_planned"]["code"], s["tokens_planned"]["text"], ratio, s["target_ratio"],
              s["bound"], s["sequences"], s["seq_len"], s["shards"])
+    for warning in s["warnings"]:
+        log.warning("%s", warning)
     for g in s["groups"]:
         log.info("pack: plan: %-5s %-16s %-12s %10d tokens available, %10d planned (%.3f epochs)", g["side"],
                  g["source"], g["lang"] or "-", g["tokens_available"], g["tokens_planned"], g["epochs"])

@@ -127,20 +127,24 @@ def reset_stage(directory: str | Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def write_grouped(path: str | Path, table: pa.Table, key: str) -> None:
+def write_grouped(path: str | Path, table: pa.Table, key: str, options: dict | None = None) -> None:
     """Writes `table` sorted by the integer column `key`, one row group per key value, with an index
-    key -> row group in the file's metadata, so a reader fetches one group without reading the rest."""
-    import pyarrow.compute as pc
+    key -> row group in the file's metadata, so a reader fetches one group without reading the rest.
+    `options` replace PARQUET_OPTIONS (e.g. no compression for scratch files of random hashes)."""
+    import numpy as np
 
     table = table.sort_by([(key, "ascending")])
-    keys = pc.unique(table[key]).to_pylist() if table.num_rows else []
+    values = table[key].to_numpy() if table.num_rows else np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]])) if values.size else values
+    bounds = np.append(starts, values.size)  # sorted: each key is one slice, no filter pass per key
+    keys = values[starts].tolist()
     index = json.dumps({str(k): i for i, k in enumerate(keys)})
     schema = table.schema.with_metadata({GROUPS_KEY: index.encode()})
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **(options or PARQUET_OPTIONS)) as writer:
         if not keys:
             writer.write_table(schema.empty_table())
-        for k in keys:
-            group = table.filter(pc.equal(table[key], k)).replace_schema_metadata(schema.metadata)
+        for i in range(len(keys)):
+            group = table.slice(bounds[i], bounds[i + 1] - bounds[i]).replace_schema_metadata(schema.metadata)
             writer.write_table(group, row_group_size=max(1, group.num_rows))
 
 

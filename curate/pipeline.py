@@ -261,7 +261,9 @@ def run_tokenize(ctx: Context, upstream: str) -> StageResult:
     from curate.workers.tokenize import tokenizer_identity
 
     identity = tokenizer_identity(ctx.recipe.tokenize)
-    return run_row_stage(ctx, upstream, "tokenize", prepare=lambda *_: ({}, {"tokenizer": identity}),
+    # in-process, tokenizers' thread pool uses every core; Ray workers encode on one thread each (one task per CPU)
+    options = {"parallel_encode": getattr(ctx.engine, "name", "") == "local"}
+    return run_row_stage(ctx, upstream, "tokenize", prepare=lambda *_: (options, {"tokenizer": identity}),
                          salt=identity["sha256"])
 
 

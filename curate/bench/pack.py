@@ -1,75 +1,209 @@
-"""Benchmark: tokenize (+ EOS framing into Arrow) and pack against raw `Tokenizer.encode_batch_fast`.
+"""Benchmark: tokenize + pack against raw `Tokenizer.encode_batch_fast`, same documents, same run.
 
-Runs on the demo corpus's documents (data/demo via `curate sample`) in this process, one core, with the
-demo tokenizer (assets/demo-tokenizer.json), so the ratio compares like with like in the same run.
+The documents are the demo corpus after `ingest` (data/demo via `curate sample`), tokenized with the demo
+tokenizer (assets/demo-tokenizer.json). Modes, each with a warm-up pass, then the best of `repeats`:
+    raw            encode_batch_fast over the ingested texts in batches of tokenize.batch_size, with
+                   tokenizers' own (Rayon) thread pool on every core: the library at its best
+    raw, 1 thread  the same with TOKENIZERS_PARALLELISM=false, for reference
+    ray            the tokenize and pack stages on Ray: one task per part and CPU, one single-threaded
+                   tokenizer per worker (the pipeline's default engine)
+    local          the same stages in this process (LocalEngine), tokenizers' pool on every core
+Memory: each kind of worker task runs in one fresh process that runs every task of its kind in turn, as
+a Ray worker does, and reports its peak RSS (ru_maxrss); at 1x and 2x the corpus (the sources twice).
 """
 
 from __future__ import annotations
 
-import resource
+import os
+import shutil
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+TOKENIZER = "assets/demo-tokenizer.json"
 
 
-def _documents(max_docs: int | None = None) -> pa.Table:
-    from curate.recipe import load_recipe
-    from curate.sources import plan_ingest, read_partition
+def _recipe(scale: int):
+    from curate.recipe import load_recipe, parse_recipe
 
-    recipe = load_recipe("recipes/demo.yaml")
-    tables = [raw.select(["id", "text"]) for p in plan_ingest(recipe) for raw in read_partition(p, recipe)]
-    t = pa.concat_tables(tables)
-    t = t.filter(pc.is_valid(t["text"]))
-    return t.slice(0, max_docs) if max_docs else t
+    raw = load_recipe("recipes/demo.yaml").model_dump(mode="json", exclude_none=True)
+    sources = [dict(s, name=f"{s['name']}-{k}" if k else s["name"]) for k in range(scale) for s in raw["sources"]]
+    epochs = {f"{n}-{k}" if k else n: e for k in range(scale) for n, e in raw["pack"]["max_epochs"].items()}
+    return parse_recipe({**raw, "sources": sources, "pack": {**raw["pack"], "max_epochs": epochs}})
 
 
-def bench_pack(tokenizer: str = "assets/demo-tokenizer.json") -> dict:
+def _ingest(recipe, workdir: Path) -> list[str]:
+    """Runs ingest (not timed); the texts of its parts, in part order, are what every mode encodes."""
+    import pyarrow.parquet as pq
+
+    from curate import pipeline
+    from curate.engine import LocalEngine
+
+    pipeline.run(pipeline.Context(recipe, workdir, LocalEngine()), ["ingest"])
+    return [t for p in sorted((workdir / "ingest").glob("part-*.parquet"))
+            for t in pq.read_table(p, columns=["text"])["text"].to_pylist()]
+
+
+def _best(fn, repeats: int) -> float:
+    start = time.perf_counter()
+    fn()  # warm-up: Ray workers started, tokenizer loaded, first batch's allocations made
+    times = [time.perf_counter() - start] if repeats == 0 else []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int) -> tuple[float, int]:
     from tokenizers import Tokenizer
 
-    from curate.recipe import PackConfig, TokenizeConfig
-    from curate.stages import pack as P
-    from curate.stages import tokenize as T
-    from curate.workers.tokenize import special_ids
+    tok = Tokenizer.from_file(TOKENIZER)
+    counted: list[int] = []
 
-    docs = _documents()
-    texts = docs["text"].to_pylist()
-    mb = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) / 1e6
-    tok = Tokenizer.from_file(tokenizer)
-    special = special_ids(tok, TokenizeConfig(tokenizer=tokenizer))
-    start = time.perf_counter()
-    raw = tok.encode_batch_fast(texts, add_special_tokens=False)
-    raw_s = time.perf_counter() - start
-    start = time.perf_counter()
-    batches = [T.encode(tok, docs.slice(i, 1000), special) for i in range(0, docs.num_rows, 1000)]
-    stage_s = time.perf_counter() - start
-    n_tokens = np.concatenate([b["n_tokens"].to_numpy() for b in batches])
-    tokens = int(sum(len(e.ids) for e in raw))
-    side = (np.arange(len(n_tokens)) % 12 == 0).astype(np.int64)  # ~1/12 of documents as text, for the plan
-    groups = {"side": np.array([0, 1]), "weight": np.ones(2), "max_epochs": np.array([1.0, 10.0]),
-              "tokens": np.bincount(side, weights=n_tokens, minlength=2)}
-    start = time.perf_counter()
-    plan = P.plan_pack(n_tokens, side, groups, ["code", "text"], P.splitmix64(np.arange(len(n_tokens))),
-                       PackConfig(seq_len=512, shard_tokens=1 << 20), 0, False)
-    plan_s = time.perf_counter() - start
-    return {"docs": len(texts), "mb": mb, "tokens": tokens, "raw_s": raw_s, "stage_s": stage_s, "plan_s": plan_s,
-            "shards": plan.n_shards, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    def run():
+        counted.clear()
+        for i in range(0, len(texts), batch_size):
+            encodings = tok.encode_batch_fast(texts[i:i + batch_size], add_special_tokens=False)
+            counted.append(sum(len(e.ids) for e in encodings))
+
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"  # read by tokenizers at every call
+    try:
+        return _best(run, repeats), sum(counted)
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
+def _timed_stages(recipe, workdir: Path, engine, repeats: int) -> tuple[float, float, int]:
+    """Best tokenize + pack wall time (and its tokenize share) over `repeats` forced reruns."""
+    from curate import pipeline
+
+    results = []
+
+    def run():
+        out = pipeline.run(pipeline.Context(recipe, workdir, engine, force=True), ["tokenize", "pack"])
+        results.append((out[0].manifest["seconds"], out[1].manifest["seconds"], out[0].manifest["extra"]))
+
+    total = _best(run, repeats)
+    tok_s = min(r[0] for r in results[1:] or results)
+    extra = results[-1][2]
+    return total, tok_s, int(extra["tokens_code"] + extra["tokens_text"])
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker_tokenize(recipe, workdir: str) -> float:
+    from curate import tasks
+
+    w = Path(workdir)
+    for p in sorted((w / "ingest").glob("part-*.parquet")):
+        tasks.run_part(tasks.PartTask("tokenize", p.stem, "bench", "bench", str(w / "mem-tokenize"), recipe,
+                                      input_part=str(p), options={"parallel_encode": False}))
+    return _peak_mb()
+
+
+def _worker_scatter(workdir: str) -> float:
+    from curate.workers import pack as W
+
+    w = Path(workdir)
+    for i, p in enumerate(sorted((w / "tokenize").glob("part-*.parquet"))):
+        W.scatter_part(str(p), i, str(w / "pack" / "_work"), str(w / "mem-scatter"))
+    return _peak_mb()
+
+
+def _worker_shards(workdir: str, seq_len: int) -> float:
+    from curate import parts
+    from curate.workers import pack as W
+
+    w = Path(workdir)
+    tok = parts.read_json(w / "shards" / "manifest.json")
+    scatter = sorted(str(p) for p in (w / "pack" / "_work" / "scatter").glob("part-*.parquet"))
+    for k in range(len(tok["shards"])):
+        W.write_shard(k, scatter, str(w / "mem-shards" / f"{k}.arrow"), str(w / "mem-shards" / f"{k}.json"),
+                      seq_len, tok["tokenizer"]["eos_id"], tok["tokenizer"]["dtype"])
+    return _peak_mb()
+
+
+def _worker_idle() -> float:
+    import pyarrow.parquet  # noqa: F401  (the baseline: what every worker imports)
+    import tokenizers  # noqa: F401
+
+    import curate.workers.pack  # noqa: F401
+
+    return _peak_mb()
+
+
+def _in_fresh_process(fn, *args) -> float:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def peak_rss(recipe, workdir: Path) -> dict:
+    return {"idle": _in_fresh_process(_worker_idle),
+            "tokenize": _in_fresh_process(_worker_tokenize, recipe, str(workdir)),
+            "pack scatter": _in_fresh_process(_worker_scatter, str(workdir)),
+            "pack write_shard": _in_fresh_process(_worker_shards, str(workdir), recipe.pack.seq_len)}
+
+
+# ---------------------------------------------------------------------------------------------- main
+def bench_pack(repeats: int = 3, scales: tuple[int, ...] = (1, 2)) -> dict:
+    from curate.engine import LocalEngine, RayEngine
+
+    root = Path(tempfile.mkdtemp(prefix="curate-bench-pack-"))
+    try:
+        recipe = _recipe(1)
+        texts = _ingest(recipe, root / "x1")
+        mb = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) / 1e6
+        batch = recipe.tokenize.batch_size
+        out = {"docs": len(texts), "mb": mb, "cpus": os.cpu_count(), "modes": {}, "memory": {}}
+        for name, parallel in (("raw encode_batch_fast", True), ("raw, 1 thread", False)):
+            s, tokens = _timed_raw(texts, batch, parallel, repeats)
+            out["modes"][name] = {"seconds": s, "tokens": tokens}
+        ray = RayEngine()
+        try:
+            s, tok_s, tokens = _timed_stages(recipe, root / "x1", ray, repeats)
+        finally:
+            ray.close()
+        out["modes"]["tokenize+pack, ray"] = {"seconds": s, "tokens": tokens, "tokenize_s": tok_s}
+        s, tok_s, tokens = _timed_stages(recipe, root / "x1", LocalEngine(), repeats)
+        out["modes"]["tokenize+pack, local"] = {"seconds": s, "tokens": tokens, "tokenize_s": tok_s}
+        for scale in scales:
+            w = root / f"x{scale}"
+            r = _recipe(scale)
+            if scale != 1:
+                _ingest(r, w)
+                _timed_stages(r, w, LocalEngine(), 0)
+            out["memory"][scale] = peak_rss(r, w)
+        return out
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
-    if not Path("assets/demo-tokenizer.json").exists():
-        print("pack bench: assets/demo-tokenizer.json missing (run `make setup`)")
+    if not Path(TOKENIZER).exists():
+        print(f"pack bench: {TOKENIZER} missing (run `make setup`)")
         return
     r = bench_pack()
-    print(f"tokenize on {r['docs']} demo documents ({r['mb']:.1f} MB, {r['tokens']} tokens), 1 process:")
-    print(f"  {'':<32} {'seconds':>8} {'MB/s':>8} {'tokens/s':>12}")
-    for name, s in (("raw encode_batch_fast", r["raw_s"]), ("tokenize stage (ids + EOS, Arrow)", r["stage_s"])):
-        print(f"  {name:<32} {s:>8.2f} {r['mb'] / s:>8.2f} {r['tokens'] / s:>12.0f}")
-    print(f"  ratio stage/raw throughput: {r['raw_s'] / r['stage_s']:.2f}x")
-    print(f"  pack plan: {r['plan_s']:.3f} s for {r['docs']} documents, {r['shards']} shards; "
-          f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    raw_s = r["modes"]["raw encode_batch_fast"]["seconds"]
+    print(f"tokenize + pack on {r['docs']} demo documents ({r['mb']:.1f} MB), {r['cpus']} CPUs, best of 3 after a warm-up:")
+    print(f"  {'':<28} {'seconds':>8} {'MB/s':>7} {'tokens/s':>10} {'x raw':>6}")
+    for name, m in r["modes"].items():
+        print(f"  {name:<28} {m['seconds']:>8.2f} {r['mb'] / m['seconds']:>7.2f} {m['tokens'] / m['seconds']:>10.0f} "
+              f"{raw_s / m['seconds']:>6.2f}")
+    print("  peak RSS per worker process (MB), corpus 1x / 2x:")
+    for kind in r["memory"][1]:
+        print(f"    {kind:<20} " + " / ".join(f"{r['memory'][s][kind]:.0f}" for s in sorted(r["memory"])))
 
 
 if __name__ == "__main__":

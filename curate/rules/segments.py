@@ -1,8 +1,11 @@
-"""Shared tokenisation for the quality metrics: one split of a batch's texts into lines, one into words.
+"""Shared tokenisation for the quality metrics: one split of a batch's texts into lines, one split of those
+lines into whitespace tokens, and one vocabulary of the distinct tokens.
 
 Every metric is then an aggregation over these flat arrays (numpy/Arrow, no Python loop per token): a
 segment array holds the pieces of all documents of a batch end to end, with the document index of each
 piece, so a per-document statistic is a `bincount` and a per-document duplicate test is a hash grouping.
+A per-token property (length, has a letter, number of '#') is computed once per distinct token of the
+batch (a few percent of the tokens of natural text) and gathered by token code.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 PUNCTUATION = string.punctuation + "…«»“”‘’–—"
+
+
+def char_lengths(values: pa.Array) -> np.ndarray:
+    """Characters (code points) per string; the byte length when every string is ASCII (same value, and
+    `binary_length` reads only the offsets)."""
+    if len(values) and pc.all(pc.string_is_ascii(values)).as_py() is not False:
+        out = pc.binary_length(values)
+    else:
+        out = pc.utf8_length(values)
+    return pc.fill_null(out, 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 @dataclass
@@ -36,7 +49,7 @@ class Segments:
         return Segments(self.values.filter(pa.array(mask)), self.doc[mask], self.n_docs)
 
     def lengths(self) -> np.ndarray:
-        return pc.utf8_length(self.values).to_numpy(zero_copy_only=False).astype(np.int64)
+        return char_lengths(self.values)
 
     def count(self, mask: np.ndarray | None = None) -> np.ndarray:
         doc = self.doc if mask is None else self.doc[mask]
@@ -73,25 +86,72 @@ def split_regex(texts: pa.Array, pattern: str) -> Segments:
     return Segments.from_lists(pc.split_pattern_regex(texts, pattern), len(texts))
 
 
-def split_words(texts: pa.Array) -> Segments:
-    """Whitespace-separated tokens, as written (Arrow yields an empty token for leading/trailing space)."""
-    tokens = Segments.from_lists(pc.utf8_split_whitespace(texts), len(texts))
-    return tokens.filter(tokens.lengths() > 0)
+@dataclass
+class Coded:
+    """Tokens of a batch as codes into a vocabulary of distinct strings; `doc[i]` is the document of token i."""
+
+    code: np.ndarray  # int64 index into `vocab`, per token
+    vocab: pa.Array  # the distinct strings
+    doc: np.ndarray  # int64, non-decreasing
+    n_docs: int
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        doc = self.doc if mask is None else self.doc[mask]
+        return np.bincount(doc, minlength=self.n_docs).astype(np.float64)
+
+    def sum(self, per_token: np.ndarray) -> np.ndarray:
+        return np.bincount(self.doc, weights=per_token, minlength=self.n_docs)
+
+    def vocab_count(self, needle: str) -> np.ndarray:
+        """Per token: non-overlapping occurrences of `needle` in it (computed once per distinct token)."""
+        return pc.count_substring(self.vocab, needle).to_numpy(zero_copy_only=False)[self.code]
+
+    def vocab_matches(self, pattern: str) -> np.ndarray:
+        return _bool(pc.match_substring_regex(self.vocab, pattern))[self.code]
+
+    def vocab_lengths(self) -> np.ndarray:
+        return char_lengths(self.vocab)[self.code]
 
 
-def clean_words(words: Segments) -> Segments:
-    """Tokens lowercased with punctuation trimmed at both ends; tokens that were only punctuation are gone."""
-    cleaned = pc.utf8_lower(pc.utf8_trim(words.values, PUNCTUATION))
-    keep = pc.greater(pc.utf8_length(cleaned), 0).to_numpy(zero_copy_only=False)
-    return Segments(cleaned.filter(pa.array(keep)), words.doc[keep], words.n_docs)
+@dataclass
+class Tokens(Coded):
+    """Whitespace tokens of a batch's lines (as `str.split()`: Unicode whitespace), with each token's line."""
+
+    line: np.ndarray  # int64 index of the token's line in the `lines` it was split from
+
+    @classmethod
+    def of_lines(cls, lines: Segments) -> Tokens:
+        lists = pc.utf8_split_whitespace(lines.values)
+        values = pc.list_flatten(lists)
+        line = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = pc.binary_length(values).to_numpy(zero_copy_only=False) > 0  # "" around leading/trailing space
+        values, line = values.filter(pa.array(keep)), line[keep]
+        code, vocab = encode(values)
+        return cls(code, vocab, lines.doc[line], lines.n_docs, line)
+
+    def words(self) -> Coded:
+        """Clean words: tokens lowercased with punctuation trimmed at both ends; tokens that were only
+        punctuation are not words (DataTrove drops them too, after its own word tokeniser)."""
+        cleaned = pc.utf8_lower(pc.utf8_trim(self.vocab, PUNCTUATION))
+        clean_code, clean_vocab = encode(cleaned)
+        clean_code[pc.binary_length(cleaned).to_numpy(zero_copy_only=False) == 0] = -1
+        per_token = clean_code[self.code]
+        keep = per_token >= 0
+        return Coded(per_token[keep], clean_vocab, self.doc[keep], self.n_docs)
 
 
 # ---------------------------------------------------------------------------------------------- duplicates
+def encode(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(code of each value, distinct values): codes in order of first appearance (Arrow's hash dictionary)."""
+    enc = pc.dictionary_encode(values)
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+
+
 def codes(values: pa.Array) -> np.ndarray:
     """Integer code of each value, assigned in order of first appearance (Arrow's hash dictionary)."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    return pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return encode(values)[0]
 
 
 def keyed_by_doc(piece_codes: np.ndarray, doc: np.ndarray, n_docs: int) -> np.ndarray:
@@ -115,20 +175,3 @@ def occurrences(pair_codes: np.ndarray) -> np.ndarray:
     if len(pair_codes) == 0:
         return np.zeros(0, dtype=np.int64)
     return np.bincount(pair_codes)[pair_codes]
-
-
-_P = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio): a polynomial hash of word codes
-
-
-def ngram_hashes(word_codes: np.ndarray, doc: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit hashes of the word n-grams that lie inside one document, and their start positions.
-    A hash collision between two different n-grams has probability ~k^2/2^64 for k n-grams."""
-    m = len(word_codes) - n + 1
-    if m <= 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    h = np.zeros(m, dtype=np.uint64)
-    wc = word_codes.astype(np.uint64) + np.uint64(1)
-    for k in range(n):  # n <= 10 vector passes, not a per-token loop
-        h = h * _P + wc[k : k + m]
-    starts = np.nonzero(doc[:m] == doc[n - 1 :])[0]
-    return h[starts], starts

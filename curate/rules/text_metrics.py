@@ -1,16 +1,18 @@
-"""Text quality signals (Gopher quality and repetition, C4, FineWeb), all from one line split, one paragraph
-split and one word split of the batch. Definitions follow DataTrove's filters of the same names, with the
-differences stated where they are made:
+"""Text quality signals (Gopher quality and repetition, C4, FineWeb), all from one line split of the batch,
+one whitespace split of those lines (with a vocabulary of the distinct tokens) and one paragraph split.
+Definitions follow DataTrove's filters of the same names, with the differences stated where they are made:
 
-- words: whitespace tokens; "clean" words are lowercased with edge punctuation trimmed, and tokens that were
-  only punctuation are not words (DataTrove drops them too, after its own word tokeniser).
+- words: whitespace tokens (Unicode whitespace, as `str.split()`); "clean" words are lowercased with edge
+  punctuation trimmed, and tokens that were only punctuation are not words (DataTrove drops them too, after
+  its own word tokeniser). Counts of '#', '...', '…' and '{' are summed over tokens, which equals counting
+  them in the text, since none of them contains whitespace.
 - n-gram character fractions count the characters of clean words (no separators) over all clean-word
   characters. `top_Ngram_char_frac` = chars of the most frequent N-gram (first seen on ties) x its count, 0
   when no N-gram repeats; `dup_Ngram_char_frac` = chars of the words covered by any N-gram that occurs
-  more than once (every occurrence, as RedPajama-V2's `rps_doc_frac_chars_dupe_ngrams`).
-- lines are split on '\\n'; "non-empty" lines have at least one character. Duplicate lines/paragraphs are
-  the repeats after a first occurrence (DataTrove's find_duplicates); their character fractions are over all
-  characters of the text.
+  more than once (every occurrence, as RedPajama-V2's `rps_doc_frac_chars_dupe_ngrams`); see `ngrams`.
+- lines are split on '\\n'; "non-empty" lines have at least one character; a line's words for C4's
+  three-word minimum are its whitespace tokens. Duplicate lines/paragraphs are the repeats after a first
+  occurrence (DataTrove's find_duplicates); their character fractions are over all characters of the text.
 """
 
 from __future__ import annotations
@@ -19,17 +21,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.rules.ngrams import dup_ngram_chars, repeated_ngrams, top_ngram_chars
 from curate.rules.segments import (
+    Coded,
     Segments,
-    clean_words,
+    Tokens,
+    char_lengths,
     codes,
     keyed_by_doc,
-    ngram_hashes,
-    occurrences,
     repeats,
     split_lines,
     split_regex,
-    split_words,
 )
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher App. A.1.1
@@ -53,50 +55,50 @@ def _count(texts: pa.Array, pattern: str, ignore_case: bool = False) -> np.ndarr
 
 def text_signals(texts: pa.Array) -> dict[str, np.ndarray]:
     """Every text signal of every document of `texts` (a string array), as float64 arrays."""
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     n = len(texts)
-    chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.float64)
-    raw_words = split_words(texts)
-    words = clean_words(raw_words)
+    chars = char_lengths(texts).astype(np.float64)
     lines = split_lines(texts)
+    line_len = lines.lengths()
+    nonempty = line_len > 0
+    ne, ne_len = lines.filter(nonempty), line_len[nonempty]
+    tokens = Tokens.of_lines(ne)
+    words = tokens.words()
     out: dict[str, np.ndarray] = {}
-    out.update(_word_signals(texts, raw_words, words))
-    out.update(_line_signals(lines, chars))
+    out.update(_word_signals(tokens, words))
+    out.update(_line_signals(ne, ne_len, tokens, chars))
     out.update(_paragraph_signals(texts, chars))
     out.update(_ngram_signals(words))
     out["lorem_ipsum"] = _count(texts, "lorem ipsum", ignore_case=True)
-    out["curly_braces"] = _count(texts, "{")
-    out["newline_word_ratio"] = _ratio(_count(texts, "\n"), out["words"])
+    out["curly_braces"] = tokens.sum(tokens.vocab_count("{"))
+    out["newline_word_ratio"] = _ratio(np.maximum(lines.count() - 1, 0), out["words"])  # n lines = n '\n' + 1
     assert all(len(v) == n for v in out.values())
     return out
 
 
-def _word_signals(texts: pa.Array, raw: Segments, words: Segments) -> dict[str, np.ndarray]:
+def _word_signals(tokens: Tokens, words: Coded) -> dict[str, np.ndarray]:
     n_words = words.count()
-    is_stop = pc.is_in(words.values, pa.array(STOP_WORDS)).to_numpy(zero_copy_only=False)
-    has_alpha = raw.matches(r"\pL")
-    ellipses = _count(texts, "...") + _count(texts, "…")
+    is_stop = pc.is_in(words.vocab, pa.array(STOP_WORDS)).to_numpy(zero_copy_only=False)[words.code]
+    ellipses = tokens.vocab_count("...") + tokens.vocab_count("…")
     return {
         "words": n_words,
-        "mean_word_length": _ratio(words.sum(words.lengths()), n_words),
-        "hash_word_ratio": _ratio(_count(texts, "#"), n_words),
-        "ellipsis_word_ratio": _ratio(ellipses, n_words),
-        "alpha_word_frac": _ratio(raw.count(has_alpha), raw.count()),
+        "mean_word_length": _ratio(words.sum(words.vocab_lengths()), n_words),
+        "hash_word_ratio": _ratio(tokens.sum(tokens.vocab_count("#")), n_words),
+        "ellipsis_word_ratio": _ratio(tokens.sum(ellipses), n_words),
+        "alpha_word_frac": _ratio(tokens.count(tokens.vocab_matches(r"\pL")), tokens.count()),
         "stop_words": words.count(is_stop),
     }
 
 
-def _line_signals(lines: Segments, chars: np.ndarray) -> dict[str, np.ndarray]:
-    lengths = lines.lengths()
-    nonempty = lengths > 0
-    ne = lines.filter(nonempty)
-    ne_len = lengths[nonempty]
+def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.ndarray) -> dict[str, np.ndarray]:
     n_lines = ne.count()
     dup = repeats(keyed_by_doc(codes(ne.values), ne.doc, ne.n_docs))
     punct_end = ne.matches(END_PUNCTUATION)
     # C4 keeps a line if it ends in terminal punctuation, has >= 3 words, and mentions neither javascript
-    # nor a policy phrase; the document needs enough kept lines.
-    line_words = pc.count_substring_regex(ne.values, r"\S+").to_numpy(zero_copy_only=False)
-    c4_kept = punct_end & (line_words >= 3) & ~ne.matches("javascript", True) & ~ne.matches(POLICY, True)
+    # nor a policy phrase; the document needs enough kept lines. The phrase tests run on the other candidates only.
+    c4_kept = punct_end & (np.bincount(tokens.line, minlength=len(ne_len)) >= 3)
+    cand = ne.filter(c4_kept)
+    c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~cand.matches(POLICY, True)
     return {
         "bullet_line_frac": _ratio(ne.count(ne.matches(r"^\s*[•\-]")), n_lines),
         "ellipsis_line_frac": _ratio(ne.count(ne.matches(r"(\.\.\.|…)\s*$")), n_lines),
@@ -119,46 +121,17 @@ def _paragraph_signals(texts: pa.Array, chars: np.ndarray) -> dict[str, np.ndarr
     }
 
 
-def _ngram_signals(words: Segments) -> dict[str, np.ndarray]:
-    word_codes = codes(words.values)
-    lengths = words.lengths()
+def _ngram_signals(words: Coded) -> dict[str, np.ndarray]:
+    lengths = words.vocab_lengths()
     total = words.sum(lengths)
     cum = np.concatenate([[0], np.cumsum(lengths)])
     out = {}
-    for n in TOP_NGRAMS:
-        # overlapping occurrences can count a character twice ("x x x x"); a fraction stays <= 1
-        out[f"top_{n}gram_char_frac"] = np.minimum(_ratio(_top_ngram_chars(word_codes, words, cum, n), total), 1.0)
-    for n in DUP_NGRAMS:
-        out[f"dup_{n}gram_char_frac"] = _ratio(_dup_ngram_chars(word_codes, words, lengths, n), total)
+    for n, starts, counts in repeated_ngrams(words.code, words.doc, max(DUP_NGRAMS)):
+        if n in TOP_NGRAMS:
+            top = top_ngram_chars(n, starts, counts, words.doc, cum, words.n_docs)
+            # overlapping occurrences can count a character twice ("x x x x"); a fraction stays <= 1
+            out[f"top_{n}gram_char_frac"] = np.minimum(_ratio(top, total), 1.0)
+        if n in DUP_NGRAMS:
+            dup = dup_ngram_chars(n, starts, counts, words.doc, lengths, words.n_docs)
+            out[f"dup_{n}gram_char_frac"] = _ratio(dup, total)
     return out
-
-
-def _ngram_counts(word_codes: np.ndarray, words: Segments, n: int) -> tuple[np.ndarray, np.ndarray]:
-    hashes, starts = ngram_hashes(word_codes, words.doc, n)
-    pair = keyed_by_doc(codes(pa.array(hashes)), words.doc[starts], words.n_docs)
-    return occurrences(pair), starts
-
-
-def _top_ngram_chars(word_codes: np.ndarray, words: Segments, cum: np.ndarray, n: int) -> np.ndarray:
-    counts, starts = _ngram_counts(word_codes, words, n)
-    out = np.zeros(words.n_docs)
-    if len(starts) == 0:
-        return out
-    doc = words.doc[starts]
-    doc_max = np.zeros(words.n_docs, dtype=np.int64)
-    np.maximum.at(doc_max, doc, counts)
-    top = (counts == doc_max[doc]) & (counts > 1)
-    top_docs, first = np.unique(doc[top], return_index=True)  # the first n-gram with the top count
-    s = starts[top][first]
-    out[top_docs] = (cum[s + n] - cum[s]) * counts[top][first]
-    return out
-
-
-def _dup_ngram_chars(word_codes: np.ndarray, words: Segments, lengths: np.ndarray, n: int) -> np.ndarray:
-    counts, starts = _ngram_counts(word_codes, words, n)
-    cover = np.zeros(len(lengths) + 1, dtype=np.int64)
-    dup_starts = starts[counts > 1]
-    np.add.at(cover, dup_starts, 1)
-    np.add.at(cover, dup_starts + n, -1)
-    covered = np.cumsum(cover)[:-1] > 0
-    return words.sum(np.where(covered, lengths, 0))

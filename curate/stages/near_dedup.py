@@ -126,7 +126,8 @@ def tokenize(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
     """(flat tokens, token count per document): Python's Unicode `\\w` runs of the lower-cased text.
     Arrow's RE2 splits (2x faster than `re.findall`), on an explicit class of the code points that Python's
     `\\w` matches: RE2's own `\\w` is ASCII and its Unicode tables are older than Python's. Lower-casing
-    stays in Python (`str.lower`; Arrow's utf8_lower differs on ~80 code points)."""
+    stays in Python (`str.lower`; Arrow's utf8_lower differs on ~80 code points). The general path;
+    `ascii_tokenize` is the fast one for ASCII-only documents."""
     lowered = pa.array([t.lower() for t in texts], pa.large_string())
     pieces = pc.split_pattern_regex(lowered, _non_word_pattern())
     flat = pc.list_flatten(pieces)
@@ -134,6 +135,37 @@ def tokenize(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
     parent = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False)
     counts = np.bincount(parent[nonempty.to_numpy(zero_copy_only=False)], minlength=len(texts)).astype(np.int64)
     return flat.filter(nonempty), counts
+
+
+_ASCII_WORD = np.zeros(256, bool)  # Python's `\w` on an ASCII-only str is exactly [A-Za-z0-9_]
+for _lo, _hi in ((48, 58), (65, 91), (97, 123), (95, 96)):
+    _ASCII_WORD[_lo:_hi] = True
+_ASCII_LOWER = np.arange(256, dtype=np.uint8)
+_ASCII_LOWER[65:91] += 32  # and str.lower() on ASCII maps only A-Z
+
+
+def ascii_tokenize(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """`tokenize` for a large_string array of ASCII-only documents, on the UTF-8 bytes with numpy: a word
+    byte starts a token when the byte before it is not a word byte or belongs to another document. The
+    tokens are the word bytes, lower-cased and compacted, so the result is a zero-copy Arrow array."""
+    n = len(texts)
+    offsets = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset : texts.offset + n + 1]
+    if n == 0 or offsets[-1] == offsets[0]:
+        return pa.array([], pa.large_string()), np.zeros(n, np.int64)
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    word = _ASCII_WORD[data]
+    boundary = np.zeros(data.size + 1, bool)  # True at each document's first byte (and the end)
+    boundary[offsets] = True
+    prev = np.concatenate([[False], word[:-1]]) & ~boundary[:-1]
+    nxt = np.concatenate([word[1:], [False]]) & ~boundary[1:]
+    starts = np.flatnonzero(word & ~prev)
+    ends = np.flatnonzero(word & ~nxt) + 1
+    counts = np.bincount(np.searchsorted(offsets, starts, "right") - 1, minlength=n).astype(np.int64)
+    tok_offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
+    tokens = _ASCII_LOWER[data[word]]
+    flat = pa.LargeStringArray.from_buffers(starts.size, pa.py_buffer(tok_offsets), pa.py_buffer(tokens))
+    return flat, counts
 
 
 @functools.cache
@@ -147,21 +179,64 @@ def _non_word_pattern() -> str:
     return f"[^{cls}]+"
 
 
-def shingle_hashes(texts: list[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, 64-bit shingle hash) for the unique shingles of each document, sorted by doc then hash."""
-    flat, counts = tokenize(texts)
-    tok = _hash_tokens(flat)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+def _as_large_strings(texts) -> pa.Array:
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+        return pc.fill_null(arr, "") if arr.null_count else arr
+    return pa.array(texts, pa.large_string())
+
+
+def token_hashes(texts) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash of every token in document order, token count per document) of a list or Arrow
+    array of texts. ASCII-only documents (most code) take `ascii_tokenize`; the others `tokenize`; the
+    two results are interleaved back into document order by array arithmetic."""
+    arr = _as_large_strings(texts)
+    is_ascii = pc.fill_null(pc.string_is_ascii(arr), True).to_numpy(zero_copy_only=False)
+    if is_ascii.all():
+        flat, counts = ascii_tokenize(arr)
+        return _hash_tokens(flat), counts
+    groups = [np.flatnonzero(is_ascii), np.flatnonzero(~is_ascii)]
+    a_flat, a_counts = ascii_tokenize(arr.filter(pa.array(is_ascii)))
+    u_flat, u_counts = tokenize(arr.filter(pa.array(~is_ascii)).to_pylist())
+    counts = np.zeros(len(arr), np.int64)
+    counts[groups[0]], counts[groups[1]] = a_counts, u_counts
+    starts = np.cumsum(counts) - counts
+    tok = np.zeros(int(counts.sum()), _U64)
+    for docs, flat, c in ((groups[0], a_flat, a_counts), (groups[1], u_flat, u_counts)):
+        dest = np.repeat(starts[docs] - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))
+        tok[dest] = _hash_tokens(flat)
+    return tok, counts
+
+
+def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(doc index, 64-bit shingle hash) for the shingles of each document, grouped by document. With
+    `unique` (the reference form), each document's distinct shingles sorted by hash; without, every
+    n-gram position in text order (the hot path: MinHash ignores repeats and `jaccard` removes them
+    itself, so the signature phase skips a sort of every shingle)."""
+    tok, counts = token_hashes(texts)
+    starts = np.cumsum(counts) - counts
     per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))  # shingles per document
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), per_doc)
-    first = starts[doc] + (np.arange(doc.size) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc))
-    width = np.minimum(counts[doc], ngram)
-    h = np.zeros(doc.size, _U64)
-    for j in range(ngram):  # a loop over the n-gram width, each step over every shingle at once
-        use = j < width
-        token = tok[np.minimum(first + j, max(tok.size - 1, 0))] if tok.size else h
-        h = np.where(use, _combine(h, token), h)
-    return _unique_by_doc(doc, h)
+    out_start = np.cumsum(per_doc) - per_doc
+    h = np.zeros(int(per_doc.sum()), _U64)
+    if tok.size >= ngram:  # full-width n-grams: slide over the flat tokens, keep those inside one document
+        span = tok.size - ngram + 1
+        full = np.zeros(span, _U64)
+        for j in range(ngram):
+            full = _combine(full, tok[j : j + span])
+        token_doc = np.repeat(np.arange(counts.size), counts)[:span]
+        offset = np.arange(span) - starts[token_doc]
+        ok = offset <= counts[token_doc] - ngram
+        h[out_start[token_doc[ok]] + offset[ok]] = full[ok]
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if short.size:  # fewer tokens than n: one shingle of all of them
+        hs = np.zeros(short.size, _U64)
+        for j in range(ngram - 1):
+            use = j < counts[short]
+            hs = np.where(use, _combine(hs, tok[np.minimum(starts[short] + j, tok.size - 1)]), hs)
+        h[out_start[short]] = hs
+    doc = np.repeat(np.arange(counts.size, dtype=np.int64), per_doc)
+    return _unique_by_doc(doc, h) if unique else (doc, h)
 
 
 def _hash_tokens(flat: pa.Array) -> np.ndarray:
@@ -194,19 +269,23 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed: int,
-               chunk: int = 16384) -> np.ndarray:
-    """MinHash signatures [n_docs, num_perm] (uint32) from sorted (doc, shingle hash) pairs. A document
-    without shingles keeps datasketch's empty value (all 2^32-1). Memory: chunk * num_perm * 4 bytes.
+               chunk: int = 8192) -> np.ndarray:
+    """MinHash signatures [n_docs, num_perm] (uint32) from (doc, shingle hash) pairs grouped by document
+    (repeats allowed). A document without shingles keeps datasketch's empty value (all 2^32-1). Memory:
+    chunk * num_perm * 4 bytes, one buffer reused across chunks (8192 measured fastest: it stays in cache).
     The permuted values are laid out [perm, shingle] so the per-document min runs along contiguous
     memory (10x faster than reducing along the other axis)."""
     a, b = permutations(num_perm, seed)
+    a, b = a[:, None], b[:, None]
     sig = np.full((n_docs, num_perm), MAX_HASH32, np.uint32)
     x = fmix32((h & _U64(0xFFFFFFFF)).astype(np.uint32))
+    buf = np.empty((num_perm, min(chunk, max(x.size, 1))), np.uint32)
     for lo in range(0, x.size, chunk):
         xs, ds = x[lo : lo + chunk], doc[lo : lo + chunk]
         starts = np.flatnonzero(np.concatenate([[True], ds[1:] != ds[:-1]]))
-        permuted = np.multiply.outer(a, xs)
-        permuted += b[:, None]
+        permuted = buf[:, : xs.size]
+        np.multiply(a, xs, out=permuted)
+        np.add(permuted, b, out=permuted)
         mins = np.minimum.reduceat(permuted, starts, axis=1).T
         rows = ds[starts]
         sig[rows] = np.minimum(sig[rows], mins)  # a document split across chunks takes the min of both
@@ -270,18 +349,24 @@ def unique_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------- verify
 def jaccard(a: pa.ListArray, b: pa.ListArray) -> np.ndarray:
-    """Exact Jaccard of aligned rows of two list<uint64> columns of sorted unique shingle hashes,
-    vectorised: sort every (pair, hash) of both sides; a hash in both sets appears twice in a row.
+    """Exact Jaccard of aligned rows of two list<uint64> columns of shingle hashes (repeats allowed),
+    vectorised: sort every (pair, hash, side) of both sides; each run of one (pair, hash) is one element
+    of the union, and of the intersection when it starts on side a and ends on side b.
     Two empty sets have Jaccard 0 (documents without shingles are never duplicates)."""
     na = pc.list_value_length(a).to_numpy(zero_copy_only=False).astype(np.int64)
     nb = pc.list_value_length(b).to_numpy(zero_copy_only=False).astype(np.int64)
     pair = np.concatenate([np.repeat(np.arange(na.size), na), np.repeat(np.arange(nb.size), nb)])
     vals = np.concatenate([_flat_u64(a), _flat_u64(b)])
-    order = np.lexsort((vals, pair))
-    pair, vals = pair[order], vals[order]
-    both = (pair[1:] == pair[:-1]) & (vals[1:] == vals[:-1])
-    inter = np.bincount(pair[1:][both], minlength=na.size).astype(np.int64)
-    union = na + nb - inter
+    side = np.concatenate([np.zeros(int(na.sum()), np.int8), np.ones(int(nb.sum()), np.int8)])
+    order = np.lexsort((side, vals, pair))
+    pair, vals, side = pair[order], vals[order], side[order]
+    if pair.size == 0:
+        return np.zeros(na.size)
+    start = np.flatnonzero(np.concatenate([[True], (pair[1:] != pair[:-1]) | (vals[1:] != vals[:-1])]))
+    last = np.append(start[1:], pair.size) - 1
+    both = (side[start] == 0) & (side[last] == 1)
+    union = np.bincount(pair[start], minlength=na.size).astype(np.int64)
+    inter = np.bincount(pair[start][both], minlength=na.size).astype(np.int64)
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 

@@ -80,9 +80,19 @@ def _loaded(cfg):
     return tasks.cached(("tokenizer", cfg.tokenizer, cfg.eos_token, cfg.add_bos, cfg.bos_token), factory)
 
 
+def set_parallelism(parallel: bool) -> None:
+    """tokenizers' own (Rayon) thread pool splits a batch's documents over every core. It is on when this
+    process is the only one encoding (LocalEngine) and off in Ray workers, which already run one task per
+    CPU: a pool in each worker would put two threads on every core (measured in curate/bench/pack.py).
+    tokenizers reads TOKENIZERS_PARALLELISM at every call; a user's explicit setting is left alone."""
+    if not parallel:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def decide(task: tasks.PartTask, extra: dict) -> Iterator[pa.Table]:
     cfg = task.recipe.tokenize
     tok, special = _loaded(cfg)
+    set_parallelism(task.options.get("parallel_encode", False))
     for kind in ("code", "text"):
         extra.setdefault(f"tokens_{kind}", 0)
     for batch in parts.iter_part(task.input_part, batch_size=cfg.batch_size):

@@ -50,6 +50,43 @@ def test_vectorised_tokens_equal_python_unicode_word_runs():
     assert flat.to_pylist() == [tok for e in expected for tok in e]
 
 
+def test_ascii_fast_path_equals_python_word_runs():
+    """The numpy byte path gives exactly `re.findall(r"\\w+", text.lower())` on ASCII text, including
+    empty documents and words that touch the document boundaries (which must not merge across them)."""
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in range(128)] + list("aZ_9") * 20
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(60)]
+    texts += ["", "abc", "DEF", "", "x_1", "!", "Tail", "head"]  # adjacent word-edged documents
+    flat, counts = N.ascii_tokenize(pa.array(texts, pa.large_string()).slice(0))
+    expected = [re.findall(r"\w+", t.lower()) for t in texts]
+    assert counts.tolist() == [len(e) for e in expected]
+    assert flat.to_pylist() == [tok for e in expected for tok in e]
+    sliced = pa.array(["skip me"] + texts, pa.large_string()).slice(1)  # a non-zero Arrow offset
+    assert N.ascii_tokenize(sliced)[0].to_pylist() == flat.to_pylist()
+
+
+def test_token_hashes_interleave_ascii_and_unicode_documents():
+    docs = random_docs(80, seed=8) + ["plain ascii only", "", "ascii", "naïve café"]
+    assert 0 < sum(d.isascii() for d in docs) < len(docs)
+    tok, counts = N.token_hashes(pa.array(docs))
+    expected = [re.findall(r"\w+", d.lower()) for d in docs]
+    assert counts.tolist() == [len(e) for e in expected]
+    assert tok.tolist() == [N.token_hash64(t.encode()) for e in expected for t in e]
+
+
+def test_raw_shingles_have_the_same_sets_and_signatures():
+    """The hot path keeps repeated n-grams (one per position); its per-document sets and its MinHash
+    signatures equal the unique form's."""
+    docs = random_docs(50, seed=9) + ["a b c d e a b c d e a b c d e", "one two"]
+    doc_u, h_u = N.shingle_hashes(docs, 5)
+    doc_r, h_r = N.shingle_hashes(pa.array(docs), 5, unique=False)
+    for i, text in enumerate(docs):
+        n_tokens = len(re.findall(r"\w+", text.lower()))
+        assert (doc_r == i).sum() == (n_tokens - 4 if n_tokens >= 5 else min(n_tokens, 1))
+        assert set(h_r[doc_r == i].tolist()) == set(h_u[doc_u == i].tolist())
+    assert np.array_equal(N.signatures(doc_r, h_r, len(docs), 64, 1), N.signatures(doc_u, h_u, len(docs), 64, 1))
+
+
 def test_shingle_hashes_equal_the_scalar_reference():
     docs = random_docs(60)
     doc, h = N.shingle_hashes(docs, 5)
@@ -93,6 +130,9 @@ def test_exact_jaccard_of_list_columns():
     a = pa.array([sets[0], sets[0], sets[2], sets[3], sets[0]], pa.list_(pa.uint64()))
     b = pa.array([sets[1], sets[4], sets[2], sets[1], sets[3]], pa.list_(pa.uint64()))
     assert N.jaccard(a, b).tolist() == [2 / 5, 1.0, 0.0, 0.0, 0.0]
+    repeated = pa.array([[3, 1, 3, 2, 1], [4, 4]], pa.list_(pa.uint64()))  # sets {1, 2, 3} and {4}
+    other = pa.array([[2, 5, 2, 3], [4]], pa.list_(pa.uint64()))
+    assert N.jaccard(repeated, other).tolist() == [2 / 4, 1.0]
 
 
 def test_minhash_estimate_within_tolerance_of_exact_jaccard():
