@@ -50,6 +50,10 @@ def cmd_run(args) -> int:
         _check_models(recipe, "quality" in stages)
     elif "quality" in stages:
         _check_models(recipe, True, language=False)
+    if "near_dedup" in stages:  # an `against` index that is missing or not comparable is refused (exit 2)
+        from curate.workers.near_dedup import load_index
+
+        load_index(recipe.near_dedup, workdir)
     if "tokenize" in stages:  # a missing/corrupt tokenizer is refused before any work; required if asked for
         _check_tokenizer(recipe, required=bool(args.stages), hub_only=args.dry_run)
     if args.dry_run:
@@ -147,6 +151,9 @@ def cmd_validate(args) -> int:
     plan = plan_ingest(recipe)
     _check_tokenizer(recipe, required=False, hub_only=True)
     _check_models(recipe, True)
+    from curate.workers.near_dedup import load_index
+
+    load_index(recipe.near_dedup, recipe.default_workdir)
     files = sum(len(p.files) for p in plan)
     print(f"{args.recipe}: ok: recipe {recipe.name!r}, {len(recipe.sources)} sources, {files} files, {len(plan)} partitions")
     return 0

@@ -19,6 +19,8 @@ REASONS: dict[str, str] = {
     # near_dedup
     "near_dedup.duplicate": "a near duplicate (shingle Jaccard >= near_dedup.threshold, through a chain of "
                             "verified pairs) of a kept document (detail: the survivor's id, also the cluster id)",
+    "near_dedup.indexed_duplicate": "a near duplicate of a kept document of the earlier run named by "
+                                    "near_dedup.against (detail: that document's id, also the cluster id)",
     # language
     "language.not_kept": "text: the language label is not in language.keep; code: the language is not in language.code_languages",
     "language.low_score": "text: the language is kept but its score is below language.min_score (detail: label and score)",

@@ -13,7 +13,7 @@ import pytest
 from curate.explain import explain
 from curate.stages import near_dedup as N
 from curate.stages.components import union_find_reference
-from tests.helpers import read_parts, recipe, run, write_jsonl
+from tests.helpers import file_bytes, read_parts, recipe, run, write_jsonl
 
 VOCAB = [f"{w}{i}" for w in ("var", "fn", "get", "set", "node", "item", "_x") for i in range(60)] + [
     "def", "return", "self", "for", "in", "if", "else", "import", "class", "while"]
@@ -151,3 +151,70 @@ def test_ray_equals_local_and_reruns_agree(tmp_path, local_engine, ray_engine):
     for sub in ("near_dedup", "near_dedup/dropped"):
         assert read_parts(local / sub).equals(read_parts(ray1 / sub))
         assert read_parts(local / sub).equals(read_parts(ray2 / sub))
+
+
+def _run_source(tmp_path, name: str, docs: dict[int, str], engine, **near):
+    """One source `name` holding docs {index: text} (ids dNNNN), through ingest and near_dedup."""
+    path = write_jsonl(tmp_path / f"in/{name}.jsonl", [{"text": t, "id": f"d{i:04d}"} for i, t in sorted(docs.items())])
+    src = [{"name": name, "kind": "code", "format": "jsonl", "paths": [str(path)], "id_field": "id"}]
+    work = tmp_path / name
+    results = run(recipe(src, near_dedup=near, ingest={"partition_bytes": 30_000}), work, engine, ["ingest", "near_dedup"])
+    return work, results[-1].manifest
+
+
+def test_against_an_earlier_run_drops_only_new_documents(tmp_path, local_engine):
+    """Known answer: on the graph of (documents the old run kept) + (new documents) with every pair at or
+    above the threshold except old-old pairs, a new document is an indexed duplicate iff its component
+    holds an old kept document, and otherwise a plain duplicate iff it is not its component's survivor."""
+    docs = corpus(5)
+    rng = random.Random(5)
+    old_ids = set(rng.sample(range(len(docs)), len(docs) // 2))
+    old_work, old_manifest = _run_source(tmp_path, "old", {i: docs[i] for i in old_ids}, local_engine)
+    before = file_bytes(old_work)
+    old_kept = {int(i.split("/d")[1]) for i in read_parts(old_work / "near_dedup")["id"].to_pylist()}
+    assert old_manifest["totals"]["docs_dropped"].get("near_dedup.duplicate")  # the old run deduplicated too
+
+    new_ids = set(range(len(docs))) - old_ids
+    new_work, manifest = _run_source(tmp_path, "new", {i: docs[i] for i in new_ids}, local_engine, against=str(old_work))
+    assert file_bytes(old_work) == before  # the earlier run is never touched
+
+    sets = {i: N.shingles(docs[i], 5) for i in old_kept | new_ids}
+    pairs = [(i, j) for i, j in itertools.combinations(sorted(sets), 2)
+             if not (i in old_kept and j in old_kept) and len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.7]
+    labels = union_find_reference([p[0] for p in pairs], [p[1] for p in pairs])
+    comps: dict = {}
+    for node, label in labels.items():
+        comps.setdefault(label, set()).add(node)
+    want_indexed = {n for c in comps.values() if c & old_kept for n in c & new_ids}
+    want_plain = sum(len(c) - 1 for c in comps.values() if not c & old_kept)
+    assert want_indexed and want_plain  # the corpus exercises both cases
+
+    dropped = read_parts(new_work / "near_dedup" / "dropped").to_pylist()
+    got_indexed = {int(r["id"].split("/d")[1]) for r in dropped if r["drop_reason"] == "near_dedup.indexed_duplicate"}
+    assert got_indexed == want_indexed
+    assert sum(r["drop_reason"] == "near_dedup.duplicate" for r in dropped) == want_plain
+    for r in dropped:  # every indexed duplicate points at a document the old run kept
+        if r["drop_reason"] == "near_dedup.indexed_duplicate":
+            assert r["drop_detail"].startswith("old/") and int(r["drop_detail"].split("/d")[1]) in old_kept
+    assert manifest["extra"]["against"]["indexed_duplicates"] == len(want_indexed)
+    lines = explain(new_work, next(iter(r["id"] for r in dropped if r["drop_reason"] == "near_dedup.indexed_duplicate")))
+    assert any("near_dedup.indexed_duplicate" in line for line in lines)
+
+
+def test_against_refuses_an_incomparable_or_missing_index(tmp_path, local_engine):
+    from curate.errors import RecipeError
+    from curate.recipe import NearDedupConfig
+    from curate.workers.near_dedup import load_index
+
+    old_work, _ = _run_source(tmp_path, "old", dict(enumerate(corpus(6)[:40])), local_engine)
+    cfg = NearDedupConfig
+    assert load_index(cfg(against=str(old_work)), tmp_path / "new").fingerprint
+    for bad, says in ((dict(num_perm=128), "num_perm 256 there, 128 here"), (dict(threshold=0.9), "bands"),
+                      (dict(verify="signature"), "verify: signature")):
+        with pytest.raises(RecipeError, match="near_dedup.against") as err:
+            load_index(cfg(against=str(old_work), **bad), tmp_path / "new")
+        assert says in str(err.value)
+    with pytest.raises(RecipeError, match="no finished near_dedup"):
+        load_index(cfg(against=str(tmp_path / "nowhere")), tmp_path / "new")
+    with pytest.raises(RecipeError, match="own work directory"):
+        load_index(cfg(against=str(old_work)), old_work)

@@ -66,6 +66,11 @@ def comment_prefixes() -> dict[str, tuple[str, ...]]:
     return {row["language"].lower(): tuple(row["comment_prefixes"].split()) for row in _read_csv("code_languages.csv")}
 
 
+def code_language_names() -> set[str]:
+    """The languages of code_languages.csv, as written there (The Stack's spelling)."""
+    return {row["language"] for row in _read_csv("code_languages.csv")}
+
+
 def reason_codes() -> dict[str, str]:
     """Every `quality.<rule id>` code with its meaning, for curate.reasons."""
     return {r.reason: r.meaning for r in rules()}

@@ -415,29 +415,48 @@ def _first(meta: dict, keys: tuple, default):
     return default
 
 
+# A document of an earlier run's signature index (`near_dedup.against`) has this bit set in its node id, so
+# it never collides with this run's (part << 32 | row) ids and sorts after every one of them.
+INDEX_FLAG = np.int64(1 << 62)
+
+
+def in_index(nodes: np.ndarray) -> np.ndarray:
+    return (nodes & INDEX_FLAG) != 0
+
+
 def choose_survivors(members: pa.Table) -> pa.Table:
     """members: (comp, doc, id, stars, forks, date) for every document of a set of whole clusters.
-    Returns (doc, survivor id, is_survivor) per member: the survivor has the most stars, then forks,
-    then the newest date, then the smallest id (BigCode's order)."""
-    t = members.sort_by([("comp", "ascending"), ("stars", "descending"), ("forks", "descending"),
-                         ("date", "descending"), (ID, "ascending")])
+    Returns (doc, survivor id, is_survivor, survivor_in_index) per member: a document of an earlier run's
+    index survives first (that run's output is never touched); else the survivor has the most stars, then
+    forks, then the newest date, then the smallest id (BigCode's order)."""
+    t = members.append_column("_old", pa.array(in_index(members["doc"].to_numpy())))
+    t = t.sort_by([("comp", "ascending"), ("_old", "descending"), ("stars", "descending"),
+                   ("forks", "descending"), ("date", "descending"), (ID, "ascending")])
     comp = t["comp"].to_numpy()
     first = np.concatenate([[True], comp[1:] != comp[:-1]]) if comp.size else np.zeros(0, bool)
     head = np.maximum.accumulate(np.where(first, np.arange(comp.size), 0))
+    old = t["_old"].to_numpy(zero_copy_only=False)
     return pa.table({"doc": t["doc"], "survivor": pc.take(t[ID], pa.array(head, pa.int64())),
-                     "is_survivor": pa.array(first)})
+                     "is_survivor": pa.array(first), "survivor_in_index": pa.array(old[head] if comp.size else old)})
 
 
 def mark_members(table: pa.Table, rows: np.ndarray, members: pa.Table) -> pa.Table:
     """Adds minhash_cluster / drop_reason / drop_detail to a batch whose rows have order keys `rows`,
-    given (doc, survivor, is_survivor) of this part's cluster members."""
+    given (doc, survivor, is_survivor[, survivor_in_index]) of this part's cluster members."""
     n = table.num_rows
     docs = members["doc"].combine_chunks() if members.num_rows else pa.array([], pa.int64())
     idx = pc.index_in(pa.array(rows, pa.int64()), docs)
-    survivor = pc.take(members["survivor"].combine_chunks(), idx) if members.num_rows else pa.nulls(n, pa.string())
-    is_surv = pc.take(members["is_survivor"].combine_chunks(), idx) if members.num_rows else pa.nulls(n, pa.bool_())
+
+    def column(name: str, type_: pa.DataType) -> pa.Array:
+        if not members.num_rows or name not in members.column_names:
+            return pa.nulls(n, type_)
+        return pc.take(members[name].combine_chunks(), idx)
+
+    survivor, is_surv = column("survivor", pa.string()), column("is_survivor", pa.bool_())
     dropped = pc.fill_null(pc.invert(is_surv), False)
-    reason = pc.if_else(dropped, "near_dedup.duplicate", pa.nulls(n, pa.string()))
+    indexed = pc.fill_null(column("survivor_in_index", pa.bool_()), False)
+    reason = pc.if_else(dropped, pc.if_else(indexed, "near_dedup.indexed_duplicate", "near_dedup.duplicate"),
+                        pa.nulls(n, pa.string()))
     detail = pc.if_else(dropped, survivor, pa.nulls(n, pa.string()))
     return (table.append_column("minhash_cluster", survivor.cast(pa.string()))
             .append_column(DROP_REASON, reason).append_column(DROP_DETAIL, detail.cast(pa.string())))

@@ -68,8 +68,34 @@ def check_recipe(recipe) -> None:
             close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             errors.append(f"language.keep[{i}]: {code!r} is not a label of {recipe.language.model}{hint}")
+    errors += code_language_errors(recipe)
     if errors:
         raise RecipeError("\n".join(errors))
+
+
+def code_language_errors(recipe) -> list[str]:
+    """`language.code_languages` names: a near miss of a known name ('Pyhton', 'Javascirpt') is an error,
+    since it would silently drop a whole language; a name unknown to the extension map and to every
+    source's `extensions` is allowed (The Stack's `lang` column has hundreds) with a warning."""
+    import logging
+
+    from curate.rules.table import code_language_names
+
+    known = {name.lower(): name for name in known_languages() | code_language_names()}
+    for source in recipe.sources:
+        known.update({lang.lower(): lang for lang in (getattr(source, "extensions", None) or {}).values()})
+    errors = []
+    for i, name in enumerate(recipe.language.code_languages or []):
+        if name.lower() in known:
+            continue
+        close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
+        if close:
+            errors.append(f"language.code_languages[{i}]: {name!r} is not a known language; did you mean {known[close[0]]!r}?")
+        else:
+            logging.getLogger("curate").warning(
+                "language.code_languages[%d]: %r is not in the extension map: only documents whose source gives "
+                "this `lang` are kept under it", i, name)
+    return errors
 
 
 def model_labels(path: str) -> set[str]:

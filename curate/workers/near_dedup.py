@@ -21,14 +21,18 @@ clustered document. No phase holds all documents unless its bucket range is all 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from curate import parts
+from curate.errors import RecipeError
 from curate.schema import ID, META, TEXT
 from curate.stages import components as C
 from curate.stages import near_dedup as N
@@ -49,15 +53,80 @@ def _once(out: str, fn: Callable[[], dict]) -> dict:
     return result
 
 
-def _read(files: list[str], buckets: list[int]) -> pa.Table | None:
+def _read(files: list[str], buckets: list[int], indexed: Sequence[str] = ()) -> pa.Table | None:
+    """The groups `buckets` of `files`, and of an earlier run's index files `indexed` with their node ids
+    flagged (N.INDEX_FLAG); columns one side lacks (an index built with verify: signature) are null."""
     tables = [parts.read_groups(f, buckets) for f in files]
+    tables += [_flagged(parts.read_groups(f, buckets)) for f in indexed]
     tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
-    return pa.concat_tables(tables) if tables else None
+    return pa.concat_tables(tables, promote_options="default") if tables else None
+
+
+def _flagged(t: pa.Table) -> pa.Table:
+    i = t.schema.get_field_index("doc")
+    return t.set_column(i, "doc", pa.array(t["doc"].to_numpy() | N.INDEX_FLAG, pa.int64())) if t.num_rows else t
 
 
 def _write(out: str, table: pa.Table, key_column: str | None = None, key: np.ndarray | None = None) -> None:
     bucket = C.node_bucket(table[key_column].to_numpy()) if key is None else key
     parts.write_grouped(out, table.append_column("bucket", pa.array(bucket, pa.int32())), "bucket", SCRATCH_PARQUET)
+
+
+# ---------------------------------------------------------------------------------------------- index
+@dataclass(frozen=True)
+class Index:
+    """The signature index an earlier run's near_dedup left in its WORKDIR/near_dedup/_work: band rows,
+    shingle payloads and ranking fields of its documents (`near_dedup.against`). Its files are grouped by
+    the same buckets as this run's, so each phase reads the same bucket range of both."""
+
+    workdir: str
+    bands: tuple[str, ...]
+    payload: tuple[str, ...]
+    docs: tuple[str, ...]
+    survivors: tuple[str, ...]
+    fingerprint: str  # the earlier run's near_dedup output fingerprint: a changed index changes this stage
+
+    def dropped_nodes(self) -> pa.Array:
+        """Flagged ids of the documents that run dropped as near duplicates: not matched against."""
+        found = [pq.read_table(f, columns=["doc", "is_survivor"]) for f in self.survivors]
+        found = [t.filter(pc.invert(t["is_survivor"])) for t in found]
+        ids = np.concatenate([t["doc"].to_numpy() for t in found]) if found else np.zeros(0, np.int64)
+        return pa.array(ids | N.INDEX_FLAG, pa.int64())
+
+
+COMPATIBLE = ("ngram", "num_perm", "seed")  # with (bands, rows): what makes two runs' band keys comparable
+
+
+def load_index(cfg, workdir: str | Path) -> Index | None:
+    """The index named by `near_dedup.against`, checked: an earlier, finished near_dedup whose signatures
+    and bands are comparable with this recipe's. Refused with the field path otherwise (exit 2)."""
+    if cfg.against is None:
+        return None
+    where = Path(cfg.against)
+    stage = where / "near_dedup"
+    field = f"near_dedup.against: {cfg.against}"
+    if where.resolve() == Path(workdir).resolve():
+        raise RecipeError(f"{field}: is this run's own work directory; name an earlier run's")
+    try:
+        manifest = json.loads((stage / "_manifest.json").read_text())
+    except (OSError, ValueError):
+        raise RecipeError(f"{field}: no finished near_dedup there ({stage}/_manifest.json missing or unreadable)")
+    old, bands, rows = manifest.get("config", {}), *N.resolve_bands(cfg)[:2]
+    theirs = {k: old.get(k) for k in COMPATIBLE} | {"bands": manifest["extra"].get("bands"), "rows": manifest["extra"].get("rows")}
+    ours = {k: getattr(cfg, k) for k in COMPATIBLE} | {"bands": bands, "rows": rows}
+    if theirs != ours:
+        diff = ", ".join(f"{k} {theirs[k]} there, {ours[k]} here" for k in ours if theirs[k] != ours[k])
+        raise RecipeError(f"{field}: signatures are not comparable ({diff}); use the same near_dedup settings")
+    if cfg.verify == "signature" and old.get("verify") != "signature":
+        raise RecipeError(f"{field}: verify: signature needs an index built with verify: signature")
+    work = stage / "_work"
+    names = [p.removesuffix(".parquet") for p in manifest.get("parts", [])]
+    files = {kind: tuple(str(work / kind / f"{n}.parquet") for n in names) for kind in ("bands", "payload", "docs")}
+    missing = [f for fs in files.values() for f in fs if not Path(f).is_file()]
+    if missing:
+        raise RecipeError(f"{field}: the index is incomplete ({len(missing)} files missing, e.g. {missing[0]})")
+    survivors = tuple(str(f) for f in sorted((work / "survivors").glob("survivors-*.parquet")))
+    return Index(str(where), survivors=survivors, fingerprint=manifest.get("output_fingerprint", ""), **files)
 
 
 # ---------------------------------------------------------------------------------------------- signatures
@@ -110,11 +179,23 @@ def _rss_mb() -> float:
 
 
 # ---------------------------------------------------------------------------------------------- candidates
-def candidates_range(band_files: list[str], buckets: list[int], out: str, max_bucket_docs: int) -> dict:
+def candidates_range(band_files: list[str], buckets: list[int], out: str, max_bucket_docs: int,
+                     index: Index | None = None) -> dict:
+    """Candidate pairs of this band-key bucket range. With an earlier run's index, its band rows join only
+    under keys this run has, its documents that run dropped are left out, and no pair of two indexed
+    documents is made (that run settled them): every pair has a new document as u (flagged ids are larger)."""
     def run() -> dict:
         t = _read(band_files, buckets)
+        if index is not None and t is not None:
+            old = _read([], buckets, index.bands)
+            if old is not None:
+                old = old.filter(pc.is_in(old["key"], value_set=pc.unique(t["key"])))
+                old = old.filter(pc.invert(pc.is_in(old["doc"], value_set=index.dropped_nodes())))
+                t = pa.concat_tables([t, old])
         u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.candidate_pairs(
             t["key"].to_numpy(), t["doc"].to_numpy(), max_bucket_docs)
+        new = ~N.in_index(u)
+        u, v = u[new], v[new]
         _write(out, pa.table({"u": u, "v": v}), "u")
         return {"pairs": int(u.size)}
 
@@ -151,15 +232,16 @@ def _empty_payload() -> pa.Table:
 
 
 def verify_right(left_files: list[str], buckets: list[int], payload_files: list[str], out: str, cfg,
-                 audit_seed: int) -> dict:
-    """Similarity of every pair of this range of v; keeps the edges the `verify` mode accepts."""
+                 audit_seed: int, index: Index | None = None) -> dict:
+    """Similarity of every pair of this range of v; keeps the edges the `verify` mode accepts. v may be a
+    document of an earlier run's index (u never is), so its payload is read from there too."""
     def run() -> dict:
         t = _read(left_files, buckets)
         if t is None or t.num_rows == 0:
             parts.write_grouped(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64()),
                                                "bucket": pa.array([], pa.int32())}), "bucket")
             return {"candidates": 0, "edges": 0, "audit": []}
-        t = _join_payload(t, "v", _read(payload_files, buckets), "v_")
+        t = _join_payload(t, "v", _read(payload_files, buckets, index.payload if index else ()), "v_")
         exact = N.jaccard(t["u_shingles"].combine_chunks(), t["v_shingles"].combine_chunks())
         score = _score(t, exact, cfg)
         keep = score >= cfg.threshold if cfg.verify != "none" else np.ones(exact.size, bool)
@@ -245,9 +327,12 @@ def edges_to_rows(edge_file: str, out: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- survivors
-def members_range(label_files: list[str], doc_files: list[str], buckets: list[int], out: str) -> dict:
+def members_range(label_files: list[str], doc_files: list[str], buckets: list[int], out: str,
+                  index: Index | None = None) -> dict:
     def run() -> dict:
-        labels, docs = _read(label_files, buckets), _read(doc_files, buckets)
+        labels = _read(label_files, buckets)
+        indexed = index.docs if index and labels is not None and N.in_index(labels["doc"].to_numpy()).any() else ()
+        docs = _read(doc_files, buckets, indexed)
         if labels is None or docs is None:
             labels = pa.table({"doc": pa.array([], pa.int64()), "comp": pa.array([], pa.int64())})
             docs = docs if docs is not None else pa.table({"doc": pa.array([], pa.int64()), ID: pa.array([], pa.string()),
@@ -270,10 +355,13 @@ def survivors_range(member_files: list[str], buckets: list[int], out: str) -> di
                           "stars": pa.array([], pa.int64()), "forks": pa.array([], pa.int64()), "date": pa.array([], pa.string())})
         chosen = N.choose_survivors(t)
         comp_sizes = np.unique(t["comp"].to_numpy(), return_counts=True)[1]
+        chosen = chosen.filter(pa.array(~N.in_index(chosen["doc"].to_numpy())))  # an index's documents stay as they are
         part = (chosen["doc"].to_numpy() >> np.int64(32)).astype(np.int32)
         _write(out, chosen, key=part)
         hist = np.unique(comp_sizes, return_counts=True)
-        return {"clusters": int(comp_sizes.size), "sizes": {str(k): int(c) for k, c in zip(*hist)}}
+        indexed = pc.sum(pc.and_(chosen["survivor_in_index"], pc.invert(chosen["is_survivor"]))).as_py() or 0
+        return {"clusters": int(comp_sizes.size), "sizes": {str(k): int(c) for k, c in zip(*hist)},
+                "indexed_duplicates": int(indexed)}
 
     return _once(out, run)
 
@@ -301,6 +389,7 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
     from curate.pipeline import bucket_ranges
 
     cfg, engine, work = ctx.recipe.near_dedup, ctx.engine, str(d / "_work")
+    index = load_index(cfg, ctx.workdir)
     bands, rows, cand = N.resolve_bands(cfg)
     clock = _Clock()
     stats = engine.map(signature_part, [(str(p), work, cfg, bands, rows) for p in inputs], desc="near_dedup: signatures")
@@ -309,10 +398,10 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
     names = [p.stem for p in inputs]
     payload = [f"{work}/payload/{n}.parquet" for n in names]
     pairs = _ranged(engine, candidates_range, ranges, f"{work}/pairs",
-                    lambda r, out: ([f"{work}/bands/{n}.parquet" for n in names], r, out, cfg.max_bucket_docs))
+                    lambda r, out: ([f"{work}/bands/{n}.parquet" for n in names], r, out, cfg.max_bucket_docs, index))
     left = _ranged(engine, verify_left, ranges, f"{work}/left", lambda r, out: (pairs.files, r, payload, out))
     right = _ranged(engine, verify_right, ranges, f"{work}/edges",
-                    lambda r, out: (left.files, r, payload, out, cfg, ctx.recipe.seed))
+                    lambda r, out: (left.files, r, payload, out, cfg, ctx.recipe.seed, index))
     clock.lap("candidates_and_verification")
     n_edges = sum(x["edges"] for x in right.results)
     if n_edges <= cfg.local_components_max_edges:
@@ -322,12 +411,15 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
         label_files, rounds = _star_rounds(engine, ranges, right.files, f"{work}/rounds")
     clock.lap("components")
     docs = [f"{work}/docs/{n}.parquet" for n in names]
-    members = _ranged(engine, members_range, ranges, f"{work}/members", lambda r, out: (label_files, docs, r, out))
+    members = _ranged(engine, members_range, ranges, f"{work}/members", lambda r, out: (label_files, docs, r, out, index))
     survivors = _ranged(engine, survivors_range, ranges, f"{work}/survivors",
                         lambda r, out: (members.files, r, out), prefix="survivors")
     clock.lap("survivors")
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
     extra["phase_seconds"] = clock.laps
+    if index is not None:
+        extra["against"] = {"workdir": index.workdir, "fingerprint": index.fingerprint,
+                            "indexed_duplicates": sum(x["indexed_duplicates"] for x in survivors.results)}
     return {"survivors_dir": f"{work}/survivors"}, extra
 
 
