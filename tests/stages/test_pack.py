@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from curate.recipe import PackConfig
 from curate.stages import pack as P
@@ -163,3 +165,67 @@ def test_seed_changes_order_not_counts():
         assert np.array_equal(a.pieces[key], b.pieces[key])
     assert np.array_equal(a.copies, c.copies) and a.tokens_planned == c.tokens_planned
     assert not np.array_equal(a.item_doc[a.pieces["item"]], c.item_doc[c.pieces["item"]])
+
+
+def _unpack(tables, seq_len):
+    """(EOS-split documents as a multiset, starts per doc id, code and text tokens counted from the pieces)."""
+    stream, starts, code, text = [], Counter(), 0, 0
+    for t in tables:
+        for row, pad, lens, dids, st, nc, nt in zip(
+                t["input_ids"].to_pylist(), t["n_pad_tokens"].to_pylist(), t["doc_lengths"].to_pylist(),
+                t["doc_ids"].to_pylist(), t["doc_starts"].to_pylist(), t["n_code_tokens"].to_pylist(),
+                t["n_text_tokens"].to_pylist()):
+            assert len(row) == seq_len and sum(lens) + pad == seq_len and nc + nt + pad == seq_len
+            stream.extend(row[: seq_len - pad])
+            starts.update(d for d, s in zip(dids, st) if s)
+            code, text = code + nc, text + nt
+    docs, cur = Counter(), []
+    for tok in stream:
+        cur.append(tok)
+        if tok == EOS:
+            docs[tuple(cur)], cur = docs[tuple(cur)] + 1, []
+    assert cur == []  # no document is cut off at the end
+    return docs, starts, code, text
+
+
+@settings(max_examples=80, deadline=None)
+@given(n_code=st.integers(30, 150), n_text=st.integers(10, 40), seq_len=st.sampled_from([8, 16, 64]),
+       code_w=st.integers(1, 12), text_w=st.integers(1, 3), shard_tokens=st.integers(200, 5000),
+       last=st.sampled_from(["pad", "drop"]), seed=st.integers(0, 2**16))
+def test_packing_is_lossless_for_any_mixture(n_code, n_text, seq_len, code_w, text_w, shard_tokens, last, seed):
+    """Property: whatever the corpus, mixture, sequence and shard sizes: every selected document comes back
+    whole with its planned copies (pad), or all but the dropped tail (drop); every sequence is full; the
+    per-sequence code/text counts add up to the plan; every shard is within the ratio tolerance."""
+    rng = np.random.default_rng(seed)
+    n_tokens = np.concatenate([rng.integers(1, 300, n_code), rng.integers(1, 80, n_text)])
+    group = np.concatenate([np.zeros(n_code, int), np.ones(n_text, int)])
+    docs_ids = [np.append(rng.integers(1, 5000, n - 1), EOS).astype(np.uint16) for n in n_tokens]
+    cfg = PackConfig(seq_len=seq_len, shard_tokens=shard_tokens, mixture={"code": code_w, "text": text_w}, last=last)
+    try:
+        plan, _ = _plan(n_tokens, group, cfg, seed=seed % 7, max_epochs=[1.0, 3.0])
+    except P.PlanError as err:  # few, long documents cannot make the ratio: refused, with the reason
+        assert "documents are too long for this little data" in str(err)
+        event("refused: too little data")
+        return
+    tables = []
+    p = plan.pieces
+    for k in range(plan.n_shards):
+        sel = np.nonzero(p["shard"] == k)[0]
+        doc = plan.item_doc[p["item"][sel]]
+        tokens = np.concatenate([docs_ids[d][o:o + n] for d, o, n in zip(doc, p["offset"][sel], p["length"][sel])])
+        tables.append(P.build_sequences(tokens.astype(np.uint16), p["length"][sel], pa.array([f"d{d}" for d in doc]),
+                                        p["offset"][sel] == 0, (doc >= n_code).astype(np.int8), seq_len, EOS))
+    planned = Counter()
+    for d, c in enumerate(plan.copies):
+        if c:
+            planned[tuple(docs_ids[d].tolist())] += int(c)
+    if last == "pad":
+        got, starts, code, text = _unpack(tables, seq_len)
+        assert got == planned
+        assert starts == Counter({f"d{d}": int(c) for d, c in enumerate(plan.copies) if c})
+        code_planned = int((n_tokens * plan.copies)[:n_code].sum())
+        assert (code, text) == (code_planned, plan.tokens_planned - code_planned)
+    else:  # only whole sequences: the tokens kept are the planned ones minus less than one sequence
+        kept = sum(t.num_rows for t in tables) * seq_len
+        assert kept == plan.tokens_planned // seq_len * seq_len
+    assert (P.ratio_errors(plan.counts, code_w / text_w) <= cfg.ratio_tolerance).all() or plan.n_shards == 1
