@@ -96,8 +96,9 @@ def test_every_shard_meets_the_ratio(mixture, weights):
         assert epochs[0] / epochs[1] == pytest.approx(3.0, rel=0.05)
 
 
-def _pack_all(n_tokens, plan, seq_len, docs_ids):
-    """The workers' path without files: gather each shard's pieces, build its sequences."""
+def _pack_all(n_tokens, plan, seq_len, docs_ids, n_code=2000):
+    """The workers' path without files: gather each shard's pieces, build its sequences (documents from
+    `n_code` on are text)."""
     tables = []
     p = plan.pieces
     for k in range(plan.n_shards):
@@ -105,7 +106,7 @@ def _pack_all(n_tokens, plan, seq_len, docs_ids):
         doc = plan.item_doc[p["item"][sel]]
         tokens = np.concatenate([docs_ids[d][o:o + n] for d, o, n in zip(doc, p["offset"][sel], p["length"][sel])])
         tables.append(P.build_sequences(tokens.astype(np.uint16), p["length"][sel], pa.array([f"d{d}" for d in doc]),
-                                        p["offset"][sel] == 0, (doc >= 2000).astype(np.int8), seq_len, EOS))
+                                        p["offset"][sel] == 0, (doc >= n_code).astype(np.int8), seq_len, EOS))
     return tables
 
 
@@ -207,14 +208,7 @@ def test_packing_is_lossless_for_any_mixture(n_code, n_text, seq_len, code_w, te
         assert "documents are too long for this little data" in str(err)
         event("refused: too little data")
         return
-    tables = []
-    p = plan.pieces
-    for k in range(plan.n_shards):
-        sel = np.nonzero(p["shard"] == k)[0]
-        doc = plan.item_doc[p["item"][sel]]
-        tokens = np.concatenate([docs_ids[d][o:o + n] for d, o, n in zip(doc, p["offset"][sel], p["length"][sel])])
-        tables.append(P.build_sequences(tokens.astype(np.uint16), p["length"][sel], pa.array([f"d{d}" for d in doc]),
-                                        p["offset"][sel] == 0, (doc >= n_code).astype(np.int8), seq_len, EOS))
+    tables = _pack_all(n_tokens, plan, seq_len, docs_ids, n_code)
     planned = Counter()
     for d, c in enumerate(plan.copies):
         if c:
