@@ -18,6 +18,24 @@ def find_in(files: list[Path], doc_id: str, columns: list[str]) -> dict | None:
     return table.slice(0, 1).to_pylist()[0] if table.num_rows else None
 
 
+def find_in_shards(shards: Path, doc_id: str) -> list[tuple[str, int]]:
+    """(shard file, sequence index) of every copy of the document that starts in a shard (a scan of the
+    shards' doc_ids and doc_starts columns only)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
+
+    found = []
+    for path in sorted(shards.glob("shard-*.arrow")):
+        with ipc.open_stream(str(path)) as reader:
+            table = reader.read_all().select(["doc_ids", "doc_starts"])
+        ids = table["doc_ids"].combine_chunks()
+        hit = pc.and_(pc.equal(pc.list_flatten(ids), doc_id), pc.list_flatten(table["doc_starts"].combine_chunks()))
+        rows = pc.list_parent_indices(ids).to_numpy()[np.asarray(hit.to_numpy(zero_copy_only=False), bool)]
+        found += [(path.name, int(r)) for r in rows]
+    return found
+
+
 def explain(workdir: str | Path, doc_id: str) -> list[str]:
     """Lines describing the document's fate, stage by stage; empty if no stage ever saw it."""
     workdir = Path(workdir)
@@ -34,6 +52,13 @@ def explain(workdir: str | Path, doc_id: str) -> list[str]:
             if dropped["drop_detail"]:
                 lines.append(f"  detail: {dropped['drop_detail']}")
             return lines
+        if stage == "pack":  # pack's kept documents are in the shards, not in parts
+            found = find_in_shards(workdir / "shards", doc_id)
+            if found:
+                where = ", ".join(f"{shard} sequence {seq}" for shard, seq in found[:5])
+                more = f" (+{len(found) - 5} more)" if len(found) > 5 else ""
+                lines.append(f"pack: packed, {len(found)} cop{'y' if len(found) == 1 else 'ies'}, starting in {where}{more}")
+                continue
         kept = find_in(parts.part_files(d), doc_id, ["id", "source", "kind", "lang"])
         if kept:
             lines.append(f"{stage}: kept (source {kept['source']}, kind {kept['kind']}, lang {kept['lang']})")

@@ -24,7 +24,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics=True, use_dictionary=True)
+# Dictionary pages only for the low-cardinality columns: on `text` (unique per document) and token `ids`
+# they cost time and never pay (tokenize's parts: 2.2x faster to write, 4.7x to read, and 4 % smaller).
+DICTIONARY_COLUMNS = ["kind", "source", "lang", "stage", "drop_reason", "path_lang"]
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics=True, use_dictionary=DICTIONARY_COLUMNS)
 
 
 def stage_dir(workdir: str | Path, stage: str) -> Path:

@@ -32,7 +32,9 @@ def open_filesystem(uri: str, endpoint_url: str | None = None) -> tuple[pafs.Fil
     """(filesystem, root path inside it) for a work-directory path or URI."""
     parts = urlsplit(uri)
     if "@" in parts.netloc:
-        raise ValueError(f"{uri.split('@')[-1]}: credentials in the URI are refused; use the environment or a profile")
+        from curate.errors import RecipeError
+
+        raise RecipeError(f"{uri.split('@')[-1]}: credentials in the URI are refused; use the environment or a profile")
     if parts.scheme == "s3":
         kwargs = {}
         if endpoint_url:

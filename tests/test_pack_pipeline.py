@@ -93,6 +93,14 @@ def test_round_trip_ledger_and_manifest(corpus, tmp_path, local_engine):
         assert abs(s["code_tokens"] / s["text_tokens"] / 10 - 1) <= 0.01
     assert manifest["totals"]["text_tokens"] == 2 * results[-2].manifest["extra"]["tokens_text"]
 
+    from curate.explain import explain  # every document's fate, through the shards
+    text_id = tokenized["id"].to_pylist()[tokenized["kind"].to_pylist().index("text")]
+    assert explain(tmp_path, text_id)[-1].startswith("pack: packed, 2 copies, starting in shard-")
+    code_id = next(i for i, k in zip(tokenized["id"].to_pylist(), tokenized["kind"].to_pylist())
+                   if k == "code" and i not in not_selected)
+    assert explain(tmp_path, code_id)[-1].startswith("pack: packed, 1 copy, starting in shard-")
+    assert explain(tmp_path, next(iter(not_selected)))[-2].startswith("pack: DROPPED pack.not_selected")
+
 
 def test_shards_load_with_datasets_and_pyarrow(corpus, tmp_path, local_engine):
     import datasets

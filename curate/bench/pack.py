@@ -9,7 +9,7 @@ tokenizer (assets/demo-tokenizer.json). Modes, each with a warm-up pass, then th
                    tokenizer per worker (the pipeline's default engine)
     local          the same stages in this process (LocalEngine), tokenizers' pool on every core
 Memory: each kind of worker task runs in one fresh process that runs every task of its kind in turn, as
-a Ray worker does, and reports its peak RSS (ru_maxrss); at 1x and 2x the corpus (the sources twice).
+a Ray worker does, and reports its peak RSS (VmHWM, curate.memory); at 1x and 2x the corpus (the sources twice).
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def _timed_stages(recipe, workdir: Path, engine, repeats: int) -> tuple[float, f
 
 # ---------------------------------------------------------------------------------------------- memory
 def _peak_mb() -> float:
-    import resource
+    from curate.memory import peak_rss_mb
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def _worker_tokenize(recipe, workdir: str) -> float:

@@ -20,8 +20,8 @@ clustered document. No phase holds all documents unless its bucket range is all 
 
 from __future__ import annotations
 
-import time
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from curate import parts
 from curate.errors import RecipeError
+from curate.memory import peak_rss_mb
 from curate.schema import ID, META, TEXT
 from curate.stages import components as C
 from curate.stages import near_dedup as N
@@ -110,7 +111,7 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
     try:
         manifest = json.loads((stage / "_manifest.json").read_text())
     except (OSError, ValueError):
-        raise RecipeError(f"{field}: no finished near_dedup there ({stage}/_manifest.json missing or unreadable)")
+        raise RecipeError(f"{field}: no finished near_dedup there ({stage}/_manifest.json missing or unreadable)") from None
     old, bands, rows = manifest.get("config", {}), *N.resolve_bands(cfg)[:2]
     theirs = {k: old.get(k) for k in COMPATIBLE} | {"bands": manifest["extra"].get("bands"), "rows": manifest["extra"].get("rows")}
     ours = {k: getattr(cfg, k) for k in COMPATIBLE} | {"bands": bands, "rows": rows}
@@ -166,16 +167,8 @@ def _signature_part(input_part, work, name, cfg, bands, rows) -> dict:
     _write(f"{work}/payload/{name}.parquet", pa.concat_tables(payloads), "doc")
     _write(f"{work}/docs/{name}.parquet", pa.concat_tables(docs), "doc")
     _write(f"{work}/bands/{name}.parquet", band, key=key_bucket)
-    stats["rss_mb"] = _rss_mb()
+    stats["rss_mb"] = peak_rss_mb()  # a Ray worker runs many tasks: its peak over all of them
     return stats
-
-
-def _rss_mb() -> float:
-    """This process's peak resident set so far (Linux reports KiB); a Ray worker is reused across tasks,
-    so this is the peak over everything the worker ran."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # ---------------------------------------------------------------------------------------------- candidates

@@ -172,13 +172,13 @@ def _unpack(tables, seq_len):
     """(EOS-split documents as a multiset, starts per doc id, code and text tokens counted from the pieces)."""
     stream, starts, code, text = [], Counter(), 0, 0
     for t in tables:
-        for row, pad, lens, dids, st, nc, nt in zip(
+        for row, pad, lens, dids, begins, nc, nt in zip(
                 t["input_ids"].to_pylist(), t["n_pad_tokens"].to_pylist(), t["doc_lengths"].to_pylist(),
                 t["doc_ids"].to_pylist(), t["doc_starts"].to_pylist(), t["n_code_tokens"].to_pylist(),
                 t["n_text_tokens"].to_pylist()):
             assert len(row) == seq_len and sum(lens) + pad == seq_len and nc + nt + pad == seq_len
             stream.extend(row[: seq_len - pad])
-            starts.update(d for d, s in zip(dids, st) if s)
+            starts.update(d for d, s in zip(dids, begins) if s)
             code, text = code + nc, text + nt
     docs, cur = Counter(), []
     for tok in stream:

@@ -316,3 +316,11 @@ def test_rule_rates_per_kind_from_the_quality_ledger():
         {"kind": "text", "reason": "quality.a", "dropped": 6, "docs_in": 40, "rate": 0.15},
         {"kind": "text", "reason": "quality.b", "dropped": 1, "docs_in": 40, "rate": 0.025}]
     assert rule_rates(None, profiles) is None
+
+
+def test_credentials_in_a_workdir_uri_are_refused_without_echo(capsys):
+    from curate.cli import main
+
+    assert main(["stats", "s3://AKIDSECRET:hunter2@bucket/run"]) == 2
+    err = capsys.readouterr().err
+    assert "credentials in the URI are refused" in err and "hunter2" not in err and "AKIDSECRET" not in err
