@@ -29,6 +29,7 @@ import yaml
 
 IN_MAKE_BENCH = False  # minutes, not seconds: run with `make bench-scale`
 SCALES = (1, 2, 4, 8)
+FILE_DOCS = 250  # documents per generated file (~3 MB of code)
 WORD = re.compile(r"\w+")
 
 
@@ -65,9 +66,10 @@ def write_corpus(out: Path, scale: int, code: list[str], text: list[str], seed: 
                 if rng.random() < 0.05:
                     lines.append(json.dumps({"id": f"{k}-{i}-near", "text": _mutate(body, rng, 0.02),
                                              "lang": "Python" if kind == "code" else "en"}))
-        payload = ("\n".join(lines) + "\n").encode()
-        total += len(payload)
-        (out / f"{kind}.jsonl.zst").write_bytes(zstandard.ZstdCompressor(level=3).compress(payload))
+        for n, start in enumerate(range(0, len(lines), FILE_DOCS)):  # a jsonl file is one partition: several
+            payload = ("\n".join(lines[start:start + FILE_DOCS]) + "\n").encode()  # files give Ray work to share
+            total += len(payload)
+            (out / f"{kind}-{n:04d}.jsonl.zst").write_bytes(zstandard.ZstdCompressor(level=3).compress(payload))
     return total
 
 
@@ -75,11 +77,15 @@ def scale_recipe(demo_recipe: dict, data: Path) -> dict:
     recipe = {k: v for k, v in demo_recipe.items() if k not in ("sources", "workdir")}
     recipe["name"] = "scale"
     recipe["sources"] = [
-        {"name": "code", "kind": "code", "format": "jsonl", "paths": [str(data / "code.jsonl.zst")], "id_field": "id",
+        {"name": "code", "kind": "code", "format": "jsonl", "paths": [str(data / "code-*.jsonl.zst")], "id_field": "id",
          "lang_field": "lang"},
-        {"name": "text", "kind": "text", "format": "jsonl", "paths": [str(data / "text.jsonl.zst")], "id_field": "id",
+        {"name": "text", "kind": "text", "format": "jsonl", "paths": [str(data / "text-*.jsonl.zst")], "id_field": "id",
          "lang_field": "lang"},
     ]
+    pack = dict(recipe.get("pack") or {})
+    for key in ("max_epochs", "source_weights"):  # the demo's names its own sources
+        pack.pop(key, None)
+    recipe["pack"] = {**pack, "max_epochs": {"text": 4}}
     return recipe
 
 
