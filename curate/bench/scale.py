@@ -6,7 +6,7 @@ near duplicates of each other (Jaccard of 5-gram shingles far below 0.7), while 
 planted near-duplicate (2% of tokens edited), so near-dedup has real work at every scale.
 
 Each stage runs as its own `curate run --stages X --engine local` subprocess, so the wall time and the
-peak RSS (getrusage of the child: the whole stage in one process) belong to that stage alone. Growth
+peak RSS (VmHWM of the child at exit: the whole stage in one process) belong to that stage alone. Growth
 exponents are the least-squares slope of log(time) against log(size): 1.0 is linear. A second table runs
 the whole pipeline through Ray with 1 and with 2 CPUs and reports the speed-up.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -89,14 +88,19 @@ def scale_recipe(demo_recipe: dict, data: Path) -> dict:
     return recipe
 
 
+# The stage's own peak RSS (VmHWM at exit): ru_maxrss of a child starts at its parent's, this benchmark's.
+_WITH_PEAK = ("import atexit, sys; from curate.memory import peak_rss_mb; from curate.cli import main; "
+              "atexit.register(lambda: open(sys.argv[1], 'w').write(str(peak_rss_mb()))); sys.exit(main(sys.argv[2:]))")
+
+
 def run_stage(recipe: Path, workdir: Path, stage: str, extra: list[str]) -> tuple[float, int]:
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "-q", "run", str(recipe), "--workdir", str(workdir),
-                             "--stages", stage, *extra], stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    peak = workdir.parent / f".peak-{stage}"
+    proc = subprocess.run([sys.executable, "-c", _WITH_PEAK, str(peak), "-q", "run", str(recipe), "--workdir",
+                           str(workdir), "--stages", stage, *extra], stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
         raise SystemExit(f"stage {stage} failed")
-    return time.perf_counter() - started, usage.ru_maxrss * 1024
+    return time.perf_counter() - started, int(float(peak.read_text()) * 2**20)
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -113,7 +117,7 @@ def main() -> None:
     stages = pipeline.implemented_stages()
     tmp = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     rows: dict[str, list[tuple[int, float, int]]] = {s: [] for s in stages}
-    sizes = []
+    sizes, pairs = [], []
     try:
         for scale in SCALES:
             nbytes = write_corpus(tmp / f"data{scale}", scale, code, text)
@@ -123,12 +127,16 @@ def main() -> None:
             for stage in stages:
                 seconds, rss = run_stage(recipe, tmp / f"w{scale}", stage, ["--engine", "local"])
                 rows[stage].append((scale, seconds, rss))
+            nd = json.loads((tmp / f"w{scale}" / "near_dedup" / "_manifest.json").read_text())["extra"]
+            pairs.append((scale, nd["docs"], nd["candidate_pairs"], nd["edges"]))
             shutil.rmtree(tmp / f"w{scale}")
         print(f"base corpus: {sizes[0] / 1e6:.1f} MB uncompressed; scales {SCALES}")
         print(f"{'stage':<12} " + " ".join(f"{f'{s}x s':>8} {f'{s}x RSS':>9}" for s in SCALES) + f" {'exponent':>9}")
         for stage, r in rows.items():
             cells = " ".join(f"{sec:>8.1f} {rss / 2**20:>7.0f}MB" for _, sec, rss in r)
             print(f"{stage:<12} {cells} {slope(sizes, [sec for _, sec, _ in r]):>9.2f}")
+        print("near_dedup: " + "; ".join(f"{k}x: {d} docs, {c} candidate pairs, {e} edges" for k, d, c, e in pairs)
+              + f"; candidate-pair exponent {slope(sizes, [max(c, 1) for _, _, c, _ in pairs]):.2f}")
         recipe = tmp / f"scale{SCALES[-1] // 2}.yaml"
         times = {}
         for cpus in (1, 2):
