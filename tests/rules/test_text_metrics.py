@@ -71,3 +71,26 @@ def test_word_hash_spreads_consecutive_codes():
     h = mix64(np.arange(100_000))
     assert len(np.unique(h)) == 100_000  # a bijection
     assert 0.45 < np.mean((h >> np.uint64(63)).astype(float)) < 0.55  # top bit balanced
+
+
+def test_whitespace_class_is_python_isspace_and_splitting_is_repeatable():
+    """The token split equals str.split() for every character (Unicode whitespace included, nothing
+    else), and gives the same answer on every call (Arrow's utf8_split_whitespace did not: a trailing space
+    leaked into a token now and then)."""
+    import pyarrow.compute as pc
+
+    from curate.rules.segments import WHITESPACE, Tokens, split_lines
+
+    probes = [chr(c) for c in range(0x3100) if c not in range(0xD800, 0xE000)]
+    split = pc.split_pattern_regex(pa.array(["a" + c + "b" for c in probes]), WHITESPACE).to_pylist()
+    assert [c for c, parts in zip(probes, split) if len(parts) == 2] == [c for c in probes if c.isspace()]
+    texts = pa.array(["the of of of of\xa0dog. dog.\néte # x1\xa042\n\n… the and, the the of\xa0",
+                      "the the the the the of of of dog. dog. dog. x1\nof the of the the "])
+    want = [t.split() for t in texts.to_pylist()]
+    for _ in range(300):
+        lines = split_lines(texts)
+        tokens = Tokens.of_lines(lines.filter(lines.lengths() > 0))
+        got = [[] for _ in want]
+        for code, doc in zip(tokens.code, tokens.doc):
+            got[doc].append(tokens.vocab[code].as_py())
+        assert got == want
