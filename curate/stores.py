@@ -107,7 +107,12 @@ class Store:
         raise NotImplementedError
 
     def read_bytes(self, key: str) -> bytes | None:
-        raise NotImplementedError
+        """The object's bytes (small objects: the manifest), None if it is absent."""
+        try:
+            with self.open_read(key) as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
 
     def delete(self, key: str) -> None:
         raise NotImplementedError
@@ -239,13 +244,6 @@ class S3Store(Store):
         except Exception as exc:  # botocore's and smart_open's (ValueError for a missing bucket)
             raise StoreError(f"{self._uri(key)}: {type(exc).__name__}: {exc}") from exc
 
-    def read_bytes(self, key):
-        try:
-            with self.open_read(key) as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
-
     def delete(self, key):
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -285,13 +283,6 @@ class GenericStore(Store):
     def put_bytes(self, key, data, sha256):
         with smart_open.open(self._uri(key), "wb", transport_params=self.params, compression="disable") as out:
             out.write(data)
-
-    def read_bytes(self, key):
-        try:
-            with self.open_read(key) as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return None
 
     def delete(self, key):
         raise StoreError(f"{safe_uri(self._uri(key))}: deleting is not supported on this store; remove it by hand")

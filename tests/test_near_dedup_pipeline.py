@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -218,3 +220,48 @@ def test_against_refuses_an_incomparable_or_missing_index(tmp_path, local_engine
         load_index(cfg(against=str(tmp_path / "nowhere")), tmp_path / "new")
     with pytest.raises(RecipeError, match="own work directory"):
         load_index(cfg(against=str(old_work)), old_work)
+
+
+def test_index_rows_never_cut_pairs_among_new_documents(tmp_path):
+    """A band key shared by new documents 1, 2, 3 and two indexed documents, max_bucket_docs = 3: the new
+    documents still pair with each other as without an index (the bucket bound counts new documents only),
+    and each pairs with the first max_bucket_docs - 1 indexed documents of the key."""
+    from curate.workers import near_dedup as W
+
+    def bands(path, docs):
+        table = pa.table({"key": pa.array([7 << 56] * len(docs), pa.uint64()), "doc": pa.array(docs, pa.int64())})
+        W._write(str(path), table, key=(table["key"].to_numpy() >> np.uint64(56)).astype(np.int32))
+
+    bands(tmp_path / "new.parquet", [1, 2, 3])
+    bands(tmp_path / "old.parquet", [10, 11, 12])
+    index = W.Index(str(tmp_path), bands=(str(tmp_path / "old.parquet"),), payload=(), docs=(), survivors=(),
+                    fingerprint="")
+    buckets = list(range(256))
+    W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "plain.parquet"), 3)
+    W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "with.parquet"), 3, index)
+    pairs = lambda name: sorted(zip(*(W._read([str(tmp_path / name)], buckets)[c].to_pylist() for c in "uv")))  # noqa: E731
+    flag = int(N.INDEX_FLAG)
+    assert pairs("plain.parquet") == [(1, 2), (1, 3), (2, 3)]
+    assert pairs("with.parquet") == sorted([(1, 2), (1, 3), (2, 3)] + [(d, o | flag) for d in (1, 2, 3) for o in (10, 11)])
+
+
+def test_against_refuses_an_index_of_another_layout_or_without_survivors(tmp_path, local_engine):
+    import json
+    import shutil
+
+    from curate.errors import RecipeError
+    from curate.recipe import NearDedupConfig
+    from curate.workers.near_dedup import load_index
+
+    old_work, _ = _run_source(tmp_path, "old", dict(enumerate(corpus(7)[:40])), local_engine)
+    manifest = old_work / "near_dedup" / "_manifest.json"
+    m = json.loads(manifest.read_text())
+    del m["extra"]["index_format"]  # as written before the index layout was recorded
+    manifest.write_text(json.dumps(m))
+    with pytest.raises(RecipeError, match="written by another version of curate"):
+        load_index(NearDedupConfig(against=str(old_work)), tmp_path / "new")
+    m["extra"]["index_format"] = 2
+    manifest.write_text(json.dumps(m))
+    shutil.rmtree(old_work / "near_dedup" / "_work" / "survivors")
+    with pytest.raises(RecipeError, match="survivors .* are missing"):
+        load_index(NearDedupConfig(against=str(old_work)), tmp_path / "new")

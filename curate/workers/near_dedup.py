@@ -54,13 +54,23 @@ def _once(out: str, fn: Callable[[], dict]) -> dict:
     return result
 
 
-def _read(files: list[str], buckets: list[int], indexed: Sequence[str] = ()) -> pa.Table | None:
+def _read(files: list[str], buckets: list[int], indexed: Sequence[str] = (),
+          where: Callable[[pa.Table], pa.Table] | None = None) -> pa.Table | None:
     """The groups `buckets` of `files`, and of an earlier run's index files `indexed` with their node ids
-    flagged (N.INDEX_FLAG); columns one side lacks (an index built with verify: signature) are null."""
+    flagged (N.INDEX_FLAG). An index is as large as the earlier run, so its files are read one group (one
+    bucket of one part) at a time and cut down by `where` at once: memory holds the rows kept, not the
+    index's share of the range. Columns one side lacks (an index built with verify: signature) are null."""
     tables = [parts.read_groups(f, buckets) for f in files]
-    tables += [_flagged(parts.read_groups(f, buckets)) for f in indexed]
+    for f in indexed:
+        for b in buckets:
+            group = _flagged(parts.read_groups(f, [b]))
+            tables.append(where(group) if where is not None and group.num_rows else group)
     tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
     return pa.concat_tables(tables, promote_options="default") if tables else None
+
+
+def _doc_in(docs: pa.Array) -> Callable[[pa.Table], pa.Table]:
+    return lambda t: t.filter(pc.is_in(t["doc"], value_set=docs))
 
 
 def _flagged(t: pa.Table) -> pa.Table:
@@ -86,6 +96,7 @@ class Index:
     docs: tuple[str, ...]
     survivors: tuple[str, ...]
     fingerprint: str  # the earlier run's near_dedup output fingerprint: a changed index changes this stage
+    docs_in_index: int = 0  # its documents with shingles (they join this run's bucket ranges)
 
     def dropped_nodes(self) -> pa.Array:
         """Flagged ids of the documents that run dropped as near duplicates: not matched against."""
@@ -96,6 +107,9 @@ class Index:
 
 
 COMPATIBLE = ("ngram", "num_perm", "seed")  # with (bands, rows): what makes two runs' band keys comparable
+# The layout of the files in _work that an index is read from (payload as large_list, ranking fields as
+# raw `meta`); recorded in the manifest, and an index of another layout is refused rather than misread.
+INDEX_FORMAT = 2
 
 
 def load_index(cfg, workdir: str | Path) -> Index | None:
@@ -118,6 +132,9 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
     if theirs != ours:
         diff = ", ".join(f"{k} {theirs[k]} there, {ours[k]} here" for k in ours if theirs[k] != ours[k])
         raise RecipeError(f"{field}: signatures are not comparable ({diff}); use the same near_dedup settings")
+    if manifest["extra"].get("index_format") != INDEX_FORMAT:
+        raise RecipeError(f"{field}: its index was written by another version of curate (format "
+                          f"{manifest['extra'].get('index_format', 1)}, this one reads {INDEX_FORMAT}); rerun its near_dedup")
     if cfg.verify == "signature" and old.get("verify") != "signature":
         raise RecipeError(f"{field}: verify: signature needs an index built with verify: signature")
     work = stage / "_work"
@@ -127,7 +144,11 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
     if missing:
         raise RecipeError(f"{field}: the index is incomplete ({len(missing)} files missing, e.g. {missing[0]})")
     survivors = tuple(str(f) for f in sorted((work / "survivors").glob("survivors-*.parquet")))
-    return Index(str(where), survivors=survivors, fingerprint=manifest.get("output_fingerprint", ""), **files)
+    if not survivors or any(not Path(f + ".json").is_file() for f in survivors):
+        raise RecipeError(f"{field}: the index is incomplete (its survivors in {work / 'survivors'} are missing)")
+    size = manifest["extra"].get("docs", 0) - manifest["extra"].get("no_shingles", 0)
+    return Index(str(where), survivors=survivors, fingerprint=manifest.get("output_fingerprint", ""), docs_in_index=size,
+                 **files)
 
 
 # ---------------------------------------------------------------------------------------------- signatures
@@ -174,25 +195,37 @@ def _signature_part(input_part, work, name, cfg, bands, rows) -> dict:
 # ---------------------------------------------------------------------------------------------- candidates
 def candidates_range(band_files: list[str], buckets: list[int], out: str, max_bucket_docs: int,
                      index: Index | None = None) -> dict:
-    """Candidate pairs of this band-key bucket range. With an earlier run's index, its band rows join only
-    under keys this run has, its documents that run dropped are left out, and no pair of two indexed
-    documents is made (that run settled them): every pair has a new document as u (flagged ids are larger)."""
+    """Candidate pairs of this band-key bucket range. With an earlier run's index: its band rows are read
+    only under keys this run has, its documents that run dropped are left out, and each new document pairs
+    with at most max_bucket_docs - 1 indexed documents per key (the smallest ids); pairs among new
+    documents are bounded by the new documents alone, and no pair of two indexed documents is made (that
+    run settled them). So every pair has a new document as u (flagged ids are larger)."""
     def run() -> dict:
         t = _read(band_files, buckets)
-        if index is not None and t is not None:
-            old = _read([], buckets, index.bands)
-            if old is not None:
-                old = old.filter(pc.is_in(old["key"], value_set=pc.unique(t["key"])))
-                old = old.filter(pc.invert(pc.is_in(old["doc"], value_set=index.dropped_nodes())))
-                t = pa.concat_tables([t, old])
         u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.candidate_pairs(
             t["key"].to_numpy(), t["doc"].to_numpy(), max_bucket_docs)
-        new = ~N.in_index(u)
-        u, v = u[new], v[new]
+        if index is not None and t is not None:
+            keys, dropped = pc.unique(t["key"]), index.dropped_nodes()
+            old = _read([], buckets, index.bands, where=lambda g: g.filter(pc.and_(
+                pc.is_in(g["key"], value_set=keys), pc.invert(pc.is_in(g["doc"], value_set=dropped)))))
+            if old is not None:
+                ou, ov = _pairs_with_index(t, old, max_bucket_docs - 1)
+                u, v = N.unique_pairs(np.concatenate([u, ou]), np.concatenate([v, ov]))
         _write(out, pa.table({"u": u, "v": v}), "u")
         return {"pairs": int(u.size)}
 
     return _once(out, run)
+
+
+def _pairs_with_index(new: pa.Table, old: pa.Table, per_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """(new doc, indexed doc) for every band key both have, with the first `per_key` indexed docs of a key."""
+    old = old.sort_by([("key", "ascending"), ("doc", "ascending")])
+    key = old["key"].to_numpy()
+    start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.zeros(0, np.int64)
+    rank = np.arange(key.size) - np.repeat(start, np.diff(np.append(start, key.size)))
+    old = old.filter(pa.array(rank < per_key)).rename_columns(["key", "v"])
+    joined = new.select(["key", "doc"]).join(old, "key", join_type="inner")
+    return joined["doc"].to_numpy(), joined["v"].to_numpy()
 
 
 def verify_left(pair_files: list[str], buckets: list[int], payload_files: list[str], out: str) -> dict:
@@ -234,7 +267,9 @@ def verify_right(left_files: list[str], buckets: list[int], payload_files: list[
             parts.write_grouped(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64()),
                                                "bucket": pa.array([], pa.int32())}), "bucket")
             return {"candidates": 0, "edges": 0, "audit": []}
-        t = _join_payload(t, "v", _read(payload_files, buckets, index.payload if index else ()), "v_")
+        where = _doc_in(pc.unique(t["v"])) if index is not None else None  # only the indexed v's of these pairs
+        payload = _read(payload_files, buckets, index.payload if index else (), where=where)
+        t = _join_payload(t, "v", payload, "v_")
         exact = N.jaccard(t["u_shingles"].combine_chunks(), t["v_shingles"].combine_chunks())
         score = _score(t, exact, cfg)
         keep = score >= cfg.threshold if cfg.verify != "none" else np.ones(exact.size, bool)
@@ -325,7 +360,7 @@ def members_range(label_files: list[str], doc_files: list[str], buckets: list[in
     def run() -> dict:
         labels = _read(label_files, buckets)
         indexed = index.docs if index and labels is not None and N.in_index(labels["doc"].to_numpy()).any() else ()
-        docs = _read(doc_files, buckets, indexed)
+        docs = _read(doc_files, buckets, indexed, where=_doc_in(labels["doc"]) if indexed else None)
         if labels is None or docs is None:
             labels = pa.table({"doc": pa.array([], pa.int64()), "comp": pa.array([], pa.int64())})
             docs = docs if docs is not None else pa.table({"doc": pa.array([], pa.int64()), ID: pa.array([], pa.string()),
@@ -387,7 +422,8 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
     clock = _Clock()
     stats = engine.map(signature_part, [(str(p), work, cfg, bands, rows) for p in inputs], desc="near_dedup: signatures")
     clock.lap("signatures")
-    ranges = bucket_ranges(sum(s["docs"] for s in stats), engine.num_cpus, C.NODE_BUCKETS)
+    ranges = bucket_ranges(sum(s["docs"] for s in stats) + (index.docs_in_index if index else 0), engine.num_cpus,
+                           C.NODE_BUCKETS)
     names = [p.stem for p in inputs]
     payload = [f"{work}/payload/{n}.parquet" for n in names]
     pairs = _ranged(engine, candidates_range, ranges, f"{work}/pairs",
@@ -465,7 +501,7 @@ def _summary(cfg, bands, rows, cand, stats, verified, survivors, rounds, n_edges
             sizes[k] = sizes.get(k, 0) + c
     below = exact < cfg.threshold
     return {
-        "bands": bands, "rows": rows, "candidate_threshold": cand, "verify": cfg.verify,
+        "bands": bands, "rows": rows, "candidate_threshold": cand, "verify": cfg.verify, "index_format": INDEX_FORMAT,
         "s_curve": N.s_curve(bands, rows),
         "docs": sum(s["docs"] for s in stats), "bytes": sum(s["bytes"] for s in stats),
         "no_shingles": sum(s["no_shingles"] for s in stats),
