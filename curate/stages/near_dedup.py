@@ -145,9 +145,10 @@ _ASCII_LOWER[65:91] += 32  # and str.lower() on ASCII maps only A-Z
 
 
 def ascii_tokenize(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """`tokenize` for a large_string array of ASCII-only documents, on the UTF-8 bytes with numpy: a word
-    byte starts a token when the byte before it is not a word byte or belongs to another document. The
-    tokens are the word bytes, lower-cased and compacted, so the result is a zero-copy Arrow array."""
+    """`tokenize` for a large_string array of ASCII-only documents, on the UTF-8 bytes with numpy: tokens
+    are the runs of word bytes (found as the +1/-1 edges of the word mask), a run that crosses from one
+    document into the next is cut at the boundary, and the word bytes, lower-cased and compacted, are the
+    tokens' data, so the result is a zero-copy Arrow array."""
     n = len(texts)
     offsets = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset : texts.offset + n + 1]
     if n == 0 or offsets[-1] == offsets[0]:
@@ -155,13 +156,15 @@ def ascii_tokenize(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
     word = _ASCII_WORD[data]
-    boundary = np.zeros(data.size + 1, bool)  # True at each document's first byte (and the end)
-    boundary[offsets] = True
-    prev = np.concatenate([[False], word[:-1]]) & ~boundary[:-1]
-    nxt = np.concatenate([word[1:], [False]]) & ~boundary[1:]
-    starts = np.flatnonzero(word & ~prev)
-    ends = np.flatnonzero(word & ~nxt) + 1
-    counts = np.bincount(np.searchsorted(offsets, starts, "right") - 1, minlength=n).astype(np.int64)
+    edge = np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    inner = offsets[1:-1]
+    inner = inner[(inner > 0) & (inner < data.size)]
+    cut = np.unique(inner[word[inner - 1] & word[inner]])  # empty documents repeat an offset
+    if cut.size:
+        starts = np.insert(starts, np.searchsorted(starts, cut), cut)
+        ends = np.insert(ends, np.searchsorted(ends, cut), cut)
+    counts = np.diff(np.searchsorted(starts, offsets)).astype(np.int64)
     tok_offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
     tokens = _ASCII_LOWER[data[word]]
     flat = pa.LargeStringArray.from_buffers(starts.size, pa.py_buffer(tok_offsets), pa.py_buffer(tokens))
