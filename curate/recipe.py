@@ -125,6 +125,15 @@ class NearDedupConfig(Model):
         return self
 
 
+class CodeCommentsConfig(Model):
+    """Optional natural-language ID of code documents' comments (never of the code itself)."""
+
+    keep: list[str] = Field(["en"], min_length=1, description="comment languages kept (model labels)")
+    min_score: float = Field(0.5, ge=0, le=1, description="a comment language below this score is not trusted: "
+                             "the document is kept")
+    min_chars: int = Field(200, ge=1, description="documents with fewer comment characters are not judged (kept)")
+
+
 class LanguageConfig(Model):
     model: str = Field("assets/lid.176.ftz", description="fastText language-ID model (lid.176.ftz from `curate assets`, "
                        "or e.g. the larger lid.176.bin); its label set is what `keep` is checked against")
@@ -134,6 +143,9 @@ class LanguageConfig(Model):
         None, description="programming languages kept, as in The Stack's `lang` column (case-insensitive); "
         "default: every language of the extension map")
     max_chars: int = Field(10_000, ge=1, description="text documents are identified on their first max_chars characters")
+    code_comments: CodeCommentsConfig | None = Field(
+        None, description="when set, code whose line comments are confidently in a language outside "
+        "code_comments.keep is dropped (language.comment_not_kept); default: off")
 
 
 class QualityClassifierConfig(Model):

@@ -74,22 +74,45 @@ def _max_encoded_run(texts: pa.Array, encoded_chars: np.ndarray) -> np.ndarray:
 
 
 def _comment_line_frac(lines, lengths: np.ndarray, langs: pa.Array) -> np.ndarray:
-    lang_lower = pc.utf8_lower(pc.fill_null(langs.cast(pa.string()), "")).to_numpy(zero_copy_only=False)
     blank = ~lines.matches(r"\S")
-    comment = np.zeros(len(lengths), dtype=bool)
+    comment, known = comment_lines(lines, langs)
+    ratio = _ratio(lines.count(comment & ~blank), lines.count(~blank))
+    return np.where(known, ratio, np.nan)
+
+
+def _prefix_pattern(prefixes) -> str:
+    return r"^\s*(?:" + "|".join(re.escape(p) for p in prefixes) + ")"
+
+
+def comment_lines(lines, langs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(per line: it starts with a comment prefix of its document's language; per document: the language
+    has a known comment syntax). One regex pass per language of the batch."""
+    lang_lower = pc.utf8_lower(pc.fill_null(langs.cast(pa.string()), "")).to_numpy(zero_copy_only=False)
+    comment = np.zeros(len(lines.doc), dtype=bool)
     known = np.zeros(len(langs), dtype=bool)
     table = comment_prefixes()
-    for lang in np.unique(lang_lower):  # a handful of languages per batch: one regex pass each
+    for lang in np.unique(lang_lower):  # a handful of languages per batch
         prefixes = table.get(lang)
         if not prefixes:
             continue
         docs = lang_lower == lang
         known |= docs
-        pattern = r"^\s*(?:" + "|".join(re.escape(p) for p in prefixes) + ")"
         on = docs[lines.doc]
-        comment[on] = lines.filter(on).matches(pattern)
-    ratio = _ratio(lines.count(comment & ~blank), lines.count(~blank))
-    return np.where(known, ratio, np.nan)
+        comment[on] = lines.filter(on).matches(_prefix_pattern(prefixes))
+    return comment, known
+
+
+def comment_text(texts: pa.Array, langs: pa.Array) -> pa.Array:
+    """Per document, its comment lines with the comment marker (and the whitespace before it) removed,
+    joined by spaces: the natural language a programmer wrote, for language ID. Line comments only
+    (block-comment and docstring bodies without a marker are not included)."""
+    lines = split_lines(texts)
+    comment, _ = comment_lines(lines, langs)
+    every_prefix = sorted({p for ps in comment_prefixes().values() for p in ps}, key=len, reverse=True)
+    body = pc.replace_substring_regex(lines.values.filter(pa.array(comment)), _prefix_pattern(every_prefix), "")
+    counts = np.bincount(lines.doc[comment], minlength=len(texts))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, body), " ")
 
 
 def _html_signals(texts: pa.Array, chars: np.ndarray, langs: pa.Array) -> dict[str, np.ndarray]:

@@ -14,6 +14,8 @@ Decisions (`decide`), reason codes:
     language.not_kept                text: the label is not in `keep`; code: the language is not in `code_languages`
     language.low_score               text: the label is kept but its score < `min_score` (RefinedWeb: 0.65)
     language.unknown_code_language   code: no language (unknown extension, empty `lang`)
+    language.comment_not_kept        code, only with `code_comments`: its line comments (at least `min_chars`)
+                                     are confidently (>= `min_score`) in a language outside `code_comments.keep`
 `drop_detail` is `label=<label> score=<score>` (text) or `lang=<lang>` (code).
 References: fastText lid.176 (Joulin et al. 2016, "Bag of Tricks"); RefinedWeb (Penedo et al. 2023) Sec. 3.1
 for the 0.65 bound; Lemur (Xu et al. 2023) for the code/text language choices.
@@ -89,6 +91,47 @@ def decide(table: pa.Table, labels: np.ndarray, scores: np.ndarray, keep: list[s
     return (out.append_column("lang_score", pa.array(lang_score, pa.float32(), mask=~is_text))
                .append_column(DROP_REASON, pa.array(list(reasons), pa.string()))
                .append_column(DROP_DETAIL, pa.array(list(details), pa.string())))
+
+
+def comment_candidates(table: pa.Table, min_chars: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
+    """(rows, prepared comment texts) of the code documents that are still kept and have at least
+    `min_chars` characters of line comments (`curate.rules.code_metrics.comment_text`)."""
+    from curate.rules.code_metrics import comment_text
+
+    is_code = pc.equal(table[KIND], "code").to_numpy(zero_copy_only=False)
+    kept = pc.is_null(table[DROP_REASON]).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(is_code & kept)
+    if rows.size == 0:
+        return rows, []
+    picked = table.take(pa.array(rows))
+    comments = comment_text(picked[TEXT].combine_chunks(), picked[LANG].combine_chunks())
+    chars = pc.utf8_length(pc.utf8_trim_whitespace(comments)).to_numpy(zero_copy_only=False)
+    enough = chars >= min_chars
+    return rows[enough], prepare_texts(comments.filter(pa.array(enough)), max_chars)
+
+
+def decide_comments(table: pa.Table, rows: np.ndarray, texts: list[str], labels: np.ndarray,
+                    scores: np.ndarray, keep: list[str], min_score: float) -> pa.Table:
+    """Adds `comment_lang` / `comment_lang_score` (null where not judged) and drops the judged code rows
+    whose comments are confidently in a language outside `keep`."""
+    n = table.num_rows
+    comment_lang = np.full(n, None, dtype=object)
+    comment_score = np.full(n, np.nan)
+    comment_lang[rows] = np.where(labels == "", None, labels)
+    comment_score[rows] = scores
+    drop = rows[~np.isin(labels.astype(str), np.array(keep, dtype=str)) & (scores >= min_score)]
+    reasons = np.array(table[DROP_REASON].to_pylist(), dtype=object)
+    details = np.array(table[DROP_DETAIL].to_pylist(), dtype=object)
+    chars = dict(zip(rows.tolist(), map(len, texts)))
+    for i in drop:
+        reasons[i] = "language.comment_not_kept"
+        details[i] = f"comment label={comment_lang[i]} score={comment_score[i]:.4f} chars={chars[int(i)]}"
+    judged = np.zeros(n, bool)
+    judged[rows] = True
+    out = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, pa.array(list(reasons), pa.string()))
+    out = out.set_column(out.schema.get_field_index(DROP_DETAIL), DROP_DETAIL, pa.array(list(details), pa.string()))
+    return (out.append_column("comment_lang", pa.array(list(comment_lang), pa.string()))
+               .append_column("comment_lang_score", pa.array(comment_score, pa.float32(), mask=~judged)))
 
 
 def text_column(table: pa.Table) -> pa.Array:

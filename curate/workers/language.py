@@ -55,7 +55,14 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
         labels, scores = predict(ft, prepared)
         extra["text_docs"] += len(prepared)
         extra["text_chars_scored"] += sum(map(len, prepared))
-        yield language.decide(batch, labels, scores, cfg.keep, cfg.min_score, allowed)
+        out = language.decide(batch, labels, scores, cfg.keep, cfg.min_score, allowed)
+        if cfg.code_comments is not None:
+            cc = cfg.code_comments
+            rows, comments = language.comment_candidates(out, cc.min_chars, cfg.max_chars)
+            c_labels, c_scores = predict(ft, comments)
+            extra["code_comments_judged"] = extra.get("code_comments_judged", 0) + len(rows)
+            out = language.decide_comments(out, rows, comments, c_labels, c_scores, cc.keep, cc.min_score)
+        yield out
 
 
 def check_recipe(recipe) -> None:
@@ -68,6 +75,9 @@ def check_recipe(recipe) -> None:
             close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             errors.append(f"language.keep[{i}]: {code!r} is not a label of {recipe.language.model}{hint}")
+    for i, code in enumerate(recipe.language.code_comments.keep if recipe.language.code_comments else []):
+        if code not in labels:
+            errors.append(f"language.code_comments.keep[{i}]: {code!r} is not a label of {recipe.language.model}")
     errors += code_language_errors(recipe)
     if errors:
         raise RecipeError("\n".join(errors))
