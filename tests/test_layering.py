@@ -47,3 +47,16 @@ def test_stats_does_not_import_the_engine():
     offenders = [(str(p.relative_to(ROOT)), n) for p in py_files("stats") for n in imports(p)
                  if any(n == f or n.startswith(f + ".") for f in forbidden)]
     assert offenders == []
+
+
+def test_every_benchmark_module_imports_and_has_a_main():
+    """`make bench` is not run by the tests; at least every benchmark must import and expose main()."""
+    import importlib
+    import pkgutil
+
+    import curate.bench
+
+    names = [m.name for m in pkgutil.iter_modules(curate.bench.__path__) if not m.name.startswith("_")]
+    assert {"foundation", "language", "near_dedup", "pack", "publish", "scale"} <= set(names)
+    for name in names:
+        assert callable(importlib.import_module(f"curate.bench.{name}").main), name
