@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -94,6 +95,8 @@ def run_part_tasks(ctx: Context, tasks: list[PartTask], desc: str) -> tuple[list
     reused = len(tasks) - len(todo)
     if reused:
         log.info("%s: reusing %d of %d partitions from an interrupted attempt", desc, reused, len(tasks))
+    # largest input first (LPT): the tasks still running when the others are done are the short ones
+    todo.sort(key=lambda t: -os.path.getsize(t.input_part) if t.input_part and os.path.exists(t.input_part) else 0)
     ctx.engine.map(run_part, todo, desc=desc)
     records = [parts.read_json(Path(t.out_dir) / "_parts" / f"{t.name}.json") for t in tasks]
     return records, reused
