@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,12 +155,23 @@ def write_grouped(path: str | Path, table: pa.Table, key: str, options: dict | N
 GROUPS_KEY = b"curate.groups"
 
 
+def _grouped(path: str | Path, keys) -> tuple[pq.ParquetFile, list[int]]:
+    pf = pq.ParquetFile(path)
+    index = json.loads(pf.schema_arrow.metadata[GROUPS_KEY])
+    return pf, sorted(index[str(k)] for k in keys if str(k) in index)
+
+
 def read_groups(path: str | Path, keys) -> pa.Table:
     """The rows of a file written by `write_grouped` whose key is in `keys` (an empty table if none)."""
-    pf = pq.ParquetFile(path)
-    schema = pf.schema_arrow
-    index = json.loads(schema.metadata[GROUPS_KEY])
-    wanted = sorted(index[str(k)] for k in keys if str(k) in index)
+    pf, wanted = _grouped(path, keys)
     if not wanted:
-        return schema.remove_metadata().empty_table()
+        return pf.schema_arrow.remove_metadata().empty_table()
     return pf.read_row_groups(wanted).replace_schema_metadata(None)
+
+
+def iter_groups(path: str | Path, keys) -> Iterator[pa.Table]:
+    """The groups of `keys` present in the file, one table each, from one open of the file (for a reader
+    that cuts every group down before it reads the next)."""
+    pf, wanted = _grouped(path, keys)
+    for i in wanted:
+        yield pf.read_row_group(i).replace_schema_metadata(None)

@@ -230,19 +230,15 @@ def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
     return run_row_stage(ctx, upstream, "exact_dedup", prepare=_exact_dedup_groups)
 
 
-def _near_dedup_index(ctx: Context) -> str:
-    """With `near_dedup.against`, the earlier run's index identity: a changed index redoes the stage."""
-    from curate.workers.near_dedup import load_index
+def run_near_dedup(ctx: Context, upstream: str) -> StageResult:
+    """near_dedup's global phases (signatures, LSH, verification, components, survivors). With
+    `near_dedup.against`, the earlier run's index is loaded once: its identity salts the config hash (a
+    changed index redoes the stage) and its files feed the phases."""
+    from curate.workers.near_dedup import load_index, prepare
 
     index = load_index(ctx.recipe.near_dedup, ctx.workdir)
-    return index.fingerprint if index else ""
-
-
-def _near_dedup_prepare(ctx: Context, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
-    """near_dedup's global phases (signatures, LSH, verification, components, survivors)."""
-    from curate.workers.near_dedup import prepare
-
-    return prepare(ctx, up, inputs, d)
+    return run_row_stage(ctx, upstream, "near_dedup", prepare=lambda *args: prepare(*args, index=index),
+                         salt=index.fingerprint if index else "")
 
 
 def bucket_ranges(total_docs: int, cpus: int, buckets: int, docs_per_task: int = 2_000_000) -> list[list[int]]:
@@ -292,8 +288,7 @@ def _model_salt(path: str | None) -> str:
 RUNNERS: dict[str, Callable[[Context, str | None], StageResult]] = {
     "ingest": run_ingest,
     "exact_dedup": run_exact_dedup,
-    "near_dedup": lambda ctx, up: run_row_stage(ctx, up, "near_dedup", prepare=_near_dedup_prepare,
-                                                salt=_near_dedup_index(ctx)),
+    "near_dedup": run_near_dedup,
     "language": lambda ctx, up: run_row_stage(ctx, up, "language", salt=_model_salt(ctx.recipe.language.model)),
     "quality": lambda ctx, up: run_row_stage(ctx, up, "quality", salt=_model_salt(
         ctx.recipe.quality.classifier.model if ctx.recipe.quality.classifier else None)),

@@ -440,7 +440,7 @@ def choose_survivors(members: pa.Table) -> pa.Table:
     head = np.maximum.accumulate(np.where(first, np.arange(comp.size), 0))
     old = t["_old"].to_numpy(zero_copy_only=False)
     return pa.table({"doc": t["doc"], "survivor": pc.take(t[ID], pa.array(head, pa.int64())),
-                     "is_survivor": pa.array(first), "survivor_in_index": pa.array(old[head] if comp.size else old)})
+                     "is_survivor": pa.array(first), "survivor_in_index": pa.array(old[head])})
 
 
 def mark_members(table: pa.Table, rows: np.ndarray, members: pa.Table) -> pa.Table:

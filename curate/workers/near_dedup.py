@@ -62,9 +62,9 @@ def _read(files: list[str], buckets: list[int], indexed: Sequence[str] = (),
     index's share of the range. Columns one side lacks (an index built with verify: signature) are null."""
     tables = [parts.read_groups(f, buckets) for f in files]
     for f in indexed:
-        for b in buckets:
-            group = _flagged(parts.read_groups(f, [b]))
-            tables.append(where(group) if where is not None and group.num_rows else group)
+        for group in parts.iter_groups(f, buckets):
+            group = _flagged(group)
+            tables.append(where(group) if where is not None else group)
     tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
@@ -412,12 +412,12 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
 
 
 # ---------------------------------------------------------------------------------------------- the plan
-def prepare(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
-    """near_dedup's global phases, each an `engine.map` over parts or bucket ranges (run_row_stage's hook)."""
+def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = None) -> tuple[dict, dict]:
+    """near_dedup's global phases, each an `engine.map` over parts or bucket ranges (run_row_stage's hook);
+    `index` is the `against` index the runner loaded (`load_index`)."""
     from curate.pipeline import bucket_ranges
 
     cfg, engine, work = ctx.recipe.near_dedup, ctx.engine, str(d / "_work")
-    index = load_index(cfg, ctx.workdir)
     bands, rows, cand = N.resolve_bands(cfg)
     clock = _Clock()
     stats = engine.map(signature_part, [(str(p), work, cfg, bands, rows) for p in inputs], desc="near_dedup: signatures")
