@@ -113,23 +113,25 @@ def comment_candidates(table: pa.Table, min_chars: int, max_chars: int) -> tuple
 def decide_comments(table: pa.Table, rows: np.ndarray, texts: list[str], labels: np.ndarray,
                     scores: np.ndarray, keep: list[str], min_score: float) -> pa.Table:
     """Adds `comment_lang` / `comment_lang_score` (null where not judged) and drops the judged code rows
-    whose comments are confidently in a language outside `keep`."""
+    whose comments are confidently in a language outside `keep`; other rows' decisions are untouched."""
     n = table.num_rows
-    comment_lang = np.full(n, None, dtype=object)
-    comment_score = np.full(n, np.nan)
-    comment_lang[rows] = np.where(labels == "", None, labels)
-    comment_score[rows] = scores
-    drop = rows[~np.isin(labels.astype(str), np.array(keep, dtype=str)) & (scores >= min_score)]
-    reasons = np.array(table[DROP_REASON].to_pylist(), dtype=object)
-    details = np.array(table[DROP_DETAIL].to_pylist(), dtype=object)
-    chars = dict(zip(rows.tolist(), map(len, texts)))
-    for i in drop:
-        reasons[i] = "language.comment_not_kept"
-        details[i] = f"comment label={comment_lang[i]} score={comment_score[i]:.4f} chars={chars[int(i)]}"
     judged = np.zeros(n, bool)
     judged[rows] = True
-    out = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, pa.array(list(reasons), pa.string()))
-    out = out.set_column(out.schema.get_field_index(DROP_DETAIL), DROP_DETAIL, pa.array(list(details), pa.string()))
+    comment_lang = np.full(n, None, dtype=object)
+    comment_lang[rows] = np.where(labels == "", None, labels)
+    comment_score = np.full(n, np.nan)
+    comment_score[rows] = scores
+    dropping = ~np.isin(labels.astype(str), np.array(keep, dtype=str)) & (scores >= min_score)
+    drop = np.zeros(n, bool)
+    drop[rows[dropping]] = True
+    details = np.full(n, None, dtype=object)  # written for the dropped rows only
+    details[rows[dropping]] = [f"comment label={lab} score={sc:.4f} chars={len(t)}"
+                               for lab, sc, t in zip(labels[dropping], scores[dropping], np.array(texts, object)[dropping])]
+    mask = pa.array(drop)
+    reason = pc.if_else(mask, "language.comment_not_kept", table[DROP_REASON])
+    detail = pc.if_else(mask, pa.array(list(details), pa.string()), table[DROP_DETAIL])
+    out = table.set_column(table.schema.get_field_index(DROP_REASON), DROP_REASON, reason)
+    out = out.set_column(out.schema.get_field_index(DROP_DETAIL), DROP_DETAIL, detail)
     return (out.append_column("comment_lang", pa.array(list(comment_lang), pa.string()))
                .append_column("comment_lang_score", pa.array(comment_score, pa.float32(), mask=~judged)))
 
