@@ -22,13 +22,14 @@ def find_in_shards(shards: Path, doc_id: str) -> list[tuple[str, int]]:
     """(shard file, sequence index) of every copy of the document that starts in a shard (a scan of the
     shards' doc_ids and doc_starts columns only)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.ipc as ipc
 
     found = []
     for path in sorted(shards.glob("shard-*.arrow")):
-        with ipc.open_stream(str(path)) as reader:
-            table = reader.read_all().select(["doc_ids", "doc_starts"])
+        with pa.memory_map(str(path)) as source, ipc.open_stream(source) as reader:  # zero-copy: the token
+            table = reader.read_all().select(["doc_ids", "doc_starts"])  # pages are mapped, never read
         ids = table["doc_ids"].combine_chunks()
         hit = pc.and_(pc.equal(pc.list_flatten(ids), doc_id), pc.list_flatten(table["doc_starts"].combine_chunks()))
         rows = pc.list_parent_indices(ids).to_numpy()[np.asarray(hit.to_numpy(zero_copy_only=False), bool)]
