@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curate.bench._harness import best_of
 
 BENCH_MB = 8
 REPEATS = 3
@@ -58,15 +59,6 @@ def _table(texts: list[str], kind: str, lang: str) -> pa.Table:
                      "lang": [lang] * n, "path_or_url": [None] * n, "meta": [None] * n})
 
 
-def _best(fn) -> float:
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def bench_language() -> list[tuple[str, float, float, float]]:
     from curate.assets import fetch_lid_model
     from curate.recipe import parse_recipe
@@ -87,14 +79,14 @@ def bench_language() -> list[tuple[str, float, float, float]]:
         part = Path(tmp) / "part-00000.parquet"
         pq.write_table(_table(texts, "text", "en"), part)
         task = PartTask("language", "part-00000", "", "", tmp, recipe, input_part=str(part))
-        raw = _best(lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1))
-        stage = _best(lambda: [b.num_rows for b in W.decide(task, {})])
+        raw = best_of(lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1), REPEATS)
+        stage = best_of(lambda: [b.num_rows for b in W.decide(task, {})], REPEATS)
     rows.append(("language: fastText predict (raw)", len(texts) / raw, mb / raw, 1.0))
     rows.append(("language: stage (read+prepare+predict+decide)", len(texts) / stage, mb / stage, raw / stage))
     active = quality.active_rules({}, [])  # every rule of the table
     text_t, code_t = _table(texts, "text", "en"), _table(code, "code", "Python")
-    q_text = _best(lambda: quality.apply(text_t, active))
-    q_code = _best(lambda: quality.apply(code_t, active))
+    q_text = best_of(lambda: quality.apply(text_t, active), REPEATS)
+    q_code = best_of(lambda: quality.apply(code_t, active), REPEATS)
     rows.append(("quality: text rules", len(texts) / q_text, mb / q_text, float("nan")))
     rows.append(("quality: code rules", len(code) / q_code, code_mb / q_code, float("nan")))
     both = stage + q_text

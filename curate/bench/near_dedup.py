@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from curate.bench._harness import in_fresh_process
 from curate.stages import near_dedup as N
 
 REPEATS = 2
@@ -160,18 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = [a for a in argv if a != "--stage"]
     mb = float(argv[0]) if argv else GENERATED_MB
     if stage:  # first, in a fresh process: its peak RSS is then the stage's driver, not this benchmark
-        _spawned(_stage_main, mb)
+        in_fresh_process(_stage_main, mb)
     corpora = {"demo code": demo_docs(), f"generated {mb:g} MB": generated_docs(mb)}
     rows = bench_near_dedup({k: v for k, v in corpora.items() if v})
     _table(f"near_dedup: MinHash signatures (256 perm, 5-gram shingles), one core, best of {REPEATS}", rows)
-
-
-def _spawned(fn, *args):
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def _stage_main(mb: float) -> None:
@@ -186,7 +179,7 @@ def _stage_main(mb: float) -> None:
         with tempfile.TemporaryDirectory(prefix="nd-bench-") as tmp:
             if Path("recipes/demo.yaml").exists() and Path("data/demo").exists():
                 rows.append({"corpus": "demo", **bench_stage(load_recipe("recipes/demo.yaml"), Path(tmp, "demo"), engine)})
-            corpus = _spawned(write_corpus, Path(tmp, "corpus"), mb)  # the driver never holds the texts
+            corpus = in_fresh_process(write_corpus, Path(tmp, "corpus"), mb)  # the driver never holds the texts
             recipe = parse_recipe({"name": "bench", "sources": [
                 {"name": "gen", "kind": "code", "format": "parquet", "paths": [str(corpus / "*.parquet")],
                  "text_field": "content", "id_field": "id"}]})

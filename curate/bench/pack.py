@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
+
+from curate.bench._harness import best_of, in_fresh_process
 
 TOKENIZER = "assets/demo-tokenizer.json"
 
@@ -46,17 +45,6 @@ def _ingest(recipe, workdir: Path) -> list[str]:
             for t in pq.read_table(p, columns=["text"])["text"].to_pylist()]
 
 
-def _best(fn, repeats: int) -> float:
-    start = time.perf_counter()
-    fn()  # warm-up: Ray workers started, tokenizer loaded, first batch's allocations made
-    times = [time.perf_counter() - start] if repeats == 0 else []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int) -> tuple[float, int]:
     from tokenizers import Tokenizer
 
@@ -72,7 +60,7 @@ def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int) 
     before = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"  # read by tokenizers at every call
     try:
-        return _best(run, repeats), sum(counted)
+        return best_of(run, repeats, warmup=True), sum(counted)
     finally:
         if before is None:
             os.environ.pop("TOKENIZERS_PARALLELISM")
@@ -90,7 +78,7 @@ def _timed_stages(recipe, workdir: Path, engine, repeats: int) -> tuple[float, f
         out = pipeline.run(pipeline.Context(recipe, workdir, engine, force=True), ["tokenize", "pack"])
         results.append((out[0].manifest["seconds"], out[1].manifest["seconds"], out[0].manifest["extra"]))
 
-    total = _best(run, repeats)
+    total = best_of(run, repeats, warmup=True)
     tok_s = min(r[0] for r in results[1:] or results)
     extra = results[-1][2]
     return total, tok_s, int(extra["tokens_code"] + extra["tokens_text"])
@@ -144,16 +132,11 @@ def _worker_idle() -> float:
     return _peak_mb()
 
 
-def _in_fresh_process(fn, *args) -> float:
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
-
-
 def peak_rss(recipe, workdir: Path) -> dict:
-    return {"idle": _in_fresh_process(_worker_idle),
-            "tokenize": _in_fresh_process(_worker_tokenize, recipe, str(workdir)),
-            "pack scatter": _in_fresh_process(_worker_scatter, str(workdir)),
-            "pack write_shard": _in_fresh_process(_worker_shards, str(workdir), recipe.pack.seq_len)}
+    return {"idle": in_fresh_process(_worker_idle),
+            "tokenize": in_fresh_process(_worker_tokenize, recipe, str(workdir)),
+            "pack scatter": in_fresh_process(_worker_scatter, str(workdir)),
+            "pack write_shard": in_fresh_process(_worker_shards, str(workdir), recipe.pack.seq_len)}
 
 
 # ---------------------------------------------------------------------------------------------- main
