@@ -45,16 +45,18 @@ def _ingest(recipe, workdir: Path) -> list[str]:
             for t in pq.read_table(p, columns=["text"])["text"].to_pylist()]
 
 
-def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int) -> tuple[float, int]:
+def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int,
+               method: str = "encode_batch_fast") -> tuple[float, int]:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(TOKENIZER)
+    encode = getattr(tok, method)
     counted: list[int] = []
 
     def run():
         counted.clear()
         for i in range(0, len(texts), batch_size):
-            encodings = tok.encode_batch_fast(texts[i:i + batch_size], add_special_tokens=False)
+            encodings = encode(texts[i:i + batch_size], add_special_tokens=False)
             counted.append(sum(len(e.ids) for e in encodings))
 
     before = os.environ.get("TOKENIZERS_PARALLELISM")
@@ -150,8 +152,10 @@ def bench_pack(repeats: int = 3, scales: tuple[int, ...] = (1, 2)) -> dict:
         mb = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) / 1e6
         batch = recipe.tokenize.batch_size
         out = {"docs": len(texts), "mb": mb, "cpus": os.cpu_count(), "modes": {}, "memory": {}}
-        for name, parallel in (("raw encode_batch_fast", True), ("raw, 1 thread", False)):
-            s, tokens = _timed_raw(texts, batch, parallel, repeats)
+        for name, parallel, method in (("raw encode_batch_fast", True, "encode_batch_fast"),
+                                       ("raw encode_batch", True, "encode_batch"),
+                                       ("raw, 1 thread", False, "encode_batch_fast")):
+            s, tokens = _timed_raw(texts, batch, parallel, repeats, method)
             out["modes"][name] = {"seconds": s, "tokens": tokens}
         ray = RayEngine()
         try:

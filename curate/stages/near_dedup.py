@@ -6,11 +6,12 @@ files grouped by bucket, so no process holds every signature, edge or document):
                      `\\W+`, drop empty tokens, word n-grams (`ngram`, default 5) joined by one space; a
                      document with fewer tokens has one shingle of all its tokens, one without tokens has
                      none (it is never a candidate: an empty signature must not match every short file).
-                     Each shingle gets a 64-bit hash (`shingle_hash64`, vectorised over the batch); the
-                     set of these hashes is what "exact Jaccard" compares.
+                     Each shingle gets a 64-bit hash (`shingle_hash64`; computed for a whole batch by
+                     the compiled loops of near_dedup_kernels.py); the set of these hashes is what
+                     "exact Jaccard" compares.
     signatures       MinHash, datasketch's "affine32" scheme (its default since 2.0): the low 32 bits of
                      the shingle hash, pre-mixed by MurmurHash3's finalizer, then `a*h + b mod 2^32` for
-                     every permutation as one numpy array operation; `datasketch.MinHash(num_perm, seed,
+                     every permutation in one compiled loop per shingle; `datasketch.MinHash(num_perm, seed,
                      hashfunc=shingle_hash32)` fed the same shingles gives the same values.
     band_keys        (band, 64-bit hash of the band's r values) per document and band
     candidate_pairs  documents sharing a band key; all pairs of a bucket of at most `max_bucket_docs`
@@ -39,12 +40,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.schema import DROP_DETAIL, DROP_REASON, ID, META, TEXT
+from curate.stages import near_dedup_kernels as K
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _WORDS = re.compile(r"\w+")  # "split on \W+ and drop empty tokens" is exactly "the runs of \w"
 _U64 = np.uint64
 _M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-_K_POS, _K_SHINGLE, _K_BAND = _U64(0x9E3779B97F4A7C15), _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)
+_K_SHINGLE, _K_BAND = K.K_SHINGLE, _U64(0xA0761D6478BD642F)
 _MASK64 = (1 << 64) - 1
 
 
@@ -56,30 +58,6 @@ def fmix64(h: np.ndarray) -> np.ndarray:
     h = h ^ (h >> _U64(33))
     h = h * _M2
     return h ^ (h >> _U64(33))
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, exactly as datasketch pre-mixes input hashes (scheme affine32)."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
-
-
-def _token_hashes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """64-bit hash of each token (UTF-8 bytes data[offsets[i]:offsets[i+1]]), with no per-token loop: the
-    sum over the token's bytes of fmix64(byte | position << 8), then mixed with the length."""
-    lengths = np.diff(offsets)
-    nonempty = lengths > 0  # reduceat needs non-empty segments; tokens are never empty here
-    if data.size == 0:
-        return fmix64(lengths.astype(_U64) * _K_SHINGLE)
-    token_of_byte = np.repeat(np.arange(lengths.size), lengths)
-    pos = np.arange(data.size, dtype=np.int64) - offsets[:-1][token_of_byte]
-    terms = fmix64(data.astype(_U64) | (pos.astype(_U64) << _U64(8)))
-    sums = np.zeros(lengths.size, _U64)
-    sums[nonempty] = np.add.reduceat(terms, offsets[:-1][nonempty])
-    return fmix64(sums ^ (lengths.astype(_U64) * _K_SHINGLE))
 
 
 def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray:
@@ -137,40 +115,6 @@ def tokenize(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
     return flat.filter(nonempty), counts
 
 
-_ASCII_WORD = np.zeros(256, bool)  # Python's `\w` on an ASCII-only str is exactly [A-Za-z0-9_]
-for _lo, _hi in ((48, 58), (65, 91), (97, 123), (95, 96)):
-    _ASCII_WORD[_lo:_hi] = True
-_ASCII_LOWER = np.arange(256, dtype=np.uint8)
-_ASCII_LOWER[65:91] += 32  # and str.lower() on ASCII maps only A-Z
-
-
-def ascii_tokenize(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """`tokenize` for a large_string array of ASCII-only documents, on the UTF-8 bytes with numpy: tokens
-    are the runs of word bytes (found as the +1/-1 edges of the word mask), a run that crosses from one
-    document into the next is cut at the boundary, and the word bytes, lower-cased and compacted, are the
-    tokens' data, so the result is a zero-copy Arrow array."""
-    n = len(texts)
-    offsets = np.frombuffer(texts.buffers()[1], np.int64)[texts.offset : texts.offset + n + 1]
-    if n == 0 or offsets[-1] == offsets[0]:
-        return pa.array([], pa.large_string()), np.zeros(n, np.int64)
-    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    offsets = offsets - offsets[0]
-    word = _ASCII_WORD[data]
-    edge = np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
-    inner = offsets[1:-1]
-    inner = inner[(inner > 0) & (inner < data.size)]
-    cut = np.unique(inner[word[inner - 1] & word[inner]])  # empty documents repeat an offset
-    if cut.size:
-        starts = np.insert(starts, np.searchsorted(starts, cut), cut)
-        ends = np.insert(ends, np.searchsorted(ends, cut), cut)
-    counts = np.diff(np.searchsorted(starts, offsets)).astype(np.int64)
-    tok_offsets = np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64)
-    tokens = _ASCII_LOWER[data[word]]
-    flat = pa.LargeStringArray.from_buffers(starts.size, pa.py_buffer(tok_offsets), pa.py_buffer(tokens))
-    return flat, counts
-
-
 @functools.cache
 def _non_word_pattern() -> str:
     """An RE2 class of the characters that are not Python `\\w` (str.isalnum() or '_'), built once per process."""
@@ -192,24 +136,44 @@ def _as_large_strings(texts) -> pa.Array:
 
 def token_hashes(texts) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hash of every token in document order, token count per document) of a list or Arrow
-    array of texts. ASCII-only documents (most code) take `ascii_tokenize`; the others `tokenize`; the
-    two results are interleaved back into document order by array arithmetic."""
+    array of texts. ASCII-only documents (most code) are split and hashed in one compiled pass over their
+    bytes; the others are split by `tokenize`; the two results are interleaved back into document order
+    by array arithmetic."""
     arr = _as_large_strings(texts)
     is_ascii = pc.fill_null(pc.string_is_ascii(arr), True).to_numpy(zero_copy_only=False)
     if is_ascii.all():
-        flat, counts = ascii_tokenize(arr)
-        return _hash_tokens(flat), counts
+        return _ascii_token_hashes(arr)
     groups = [np.flatnonzero(is_ascii), np.flatnonzero(~is_ascii)]
-    a_flat, a_counts = ascii_tokenize(arr.filter(pa.array(is_ascii)))
+    a_tok, a_counts = _ascii_token_hashes(arr.filter(pa.array(is_ascii)))
     u_flat, u_counts = tokenize(arr.filter(pa.array(~is_ascii)).to_pylist())
     counts = np.zeros(len(arr), np.int64)
     counts[groups[0]], counts[groups[1]] = a_counts, u_counts
     starts = np.cumsum(counts) - counts
     tok = np.zeros(int(counts.sum()), _U64)
-    for docs, flat, c in ((groups[0], a_flat, a_counts), (groups[1], u_flat, u_counts)):
+    for docs, hashes, c in ((groups[0], a_tok, a_counts), (groups[1], _hash_tokens(u_flat), u_counts)):
         dest = np.repeat(starts[docs] - (np.cumsum(c) - c), c) + np.arange(int(c.sum()))
-        tok[dest] = _hash_tokens(flat)
+        tok[dest] = hashes
     return tok, counts
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, int64 offsets of every string into them) of a large_string array, zero-copy."""
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
+
+
+def _ascii_token_hashes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    data, offsets = _string_buffers(arr)
+    return K.ascii_token_hashes(data, offsets, K.ASCII_WORD, K.ASCII_LOWER)
+
+
+def _hash_tokens(flat: pa.Array) -> np.ndarray:
+    """Hashes of a flat large_string array of (lower-cased) tokens."""
+    if len(flat) == 0:
+        return np.zeros(0, _U64)
+    data, offsets = _string_buffers(flat)
+    return K.token_hashes(data, offsets)
 
 
 def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -218,40 +182,10 @@ def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, 
     n-gram position in text order (the hot path: MinHash ignores repeats and `jaccard` removes them
     itself, so the signature phase skips a sort of every shingle)."""
     tok, counts = token_hashes(texts)
-    starts = np.cumsum(counts) - counts
-    per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))  # shingles per document
-    out_start = np.cumsum(per_doc) - per_doc
-    h = np.zeros(int(per_doc.sum()), _U64)
-    if tok.size >= ngram:  # full-width n-grams: slide over the flat tokens, keep those inside one document
-        span = tok.size - ngram + 1
-        full = np.zeros(span, _U64)
-        for j in range(ngram):
-            full = _combine(full, tok[j : j + span])
-        token_doc = np.repeat(np.arange(counts.size), counts)[:span]
-        offset = np.arange(span) - starts[token_doc]
-        ok = offset <= counts[token_doc] - ngram
-        h[out_start[token_doc[ok]] + offset[ok]] = full[ok]
-    short = np.flatnonzero((counts > 0) & (counts < ngram))
-    if short.size:  # fewer tokens than n: one shingle of all of them
-        hs = np.zeros(short.size, _U64)
-        for j in range(ngram - 1):
-            use = j < counts[short]
-            hs = np.where(use, _combine(hs, tok[np.minimum(starts[short] + j, tok.size - 1)]), hs)
-        h[out_start[short]] = hs
+    h = K.ngram_hashes(tok, counts, ngram)
+    per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
     doc = np.repeat(np.arange(counts.size, dtype=np.int64), per_doc)
     return _unique_by_doc(doc, h) if unique else (doc, h)
-
-
-def _hash_tokens(flat: pa.Array) -> np.ndarray:
-    """Hashes of a flat large_string array of tokens; each distinct token is hashed once (code reuses a
-    small vocabulary, so this is ~5x less work than hashing every occurrence)."""
-    if len(flat) == 0:
-        return np.zeros(0, _U64)
-    encoded = pc.dictionary_encode(flat)
-    vocab = encoded.dictionary
-    offsets = np.frombuffer(vocab.buffers()[1], np.int64)[vocab.offset : vocab.offset + len(vocab) + 1]
-    data = np.frombuffer(vocab.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    return _token_hashes(data, offsets - offsets[0])[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _unique_by_doc(doc: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,28 +205,12 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed: int,
-               chunk: int = 8192) -> np.ndarray:
-    """MinHash signatures [n_docs, num_perm] (uint32) from (doc, shingle hash) pairs grouped by document
-    (repeats allowed). A document without shingles keeps datasketch's empty value (all 2^32-1). Memory:
-    chunk * num_perm * 4 bytes, one buffer reused across chunks (8192 measured fastest: it stays in cache).
-    The permuted values are laid out [perm, shingle] so the per-document min runs along contiguous
-    memory (10x faster than reducing along the other axis)."""
+def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures [n_docs, num_perm] (uint32) from (doc, shingle hash) pairs (repeats allowed). A
+    document without shingles keeps datasketch's empty value (all 2^32-1). Memory: the signatures only;
+    each shingle's permuted values never leave registers (near_dedup_kernels.minhash)."""
     a, b = permutations(num_perm, seed)
-    a, b = a[:, None], b[:, None]
-    sig = np.full((n_docs, num_perm), MAX_HASH32, np.uint32)
-    x = fmix32((h & _U64(0xFFFFFFFF)).astype(np.uint32))
-    buf = np.empty((num_perm, min(chunk, max(x.size, 1))), np.uint32)
-    for lo in range(0, x.size, chunk):
-        xs, ds = x[lo : lo + chunk], doc[lo : lo + chunk]
-        starts = np.flatnonzero(np.concatenate([[True], ds[1:] != ds[:-1]]))
-        permuted = buf[:, : xs.size]
-        np.multiply(a, xs, out=permuted)
-        np.add(permuted, b, out=permuted)
-        mins = np.minimum.reduceat(permuted, starts, axis=1).T
-        rows = ds[starts]
-        sig[rows] = np.minimum(sig[rows], mins)  # a document split across chunks takes the min of both
-    return sig
+    return K.minhash(np.ascontiguousarray(doc, np.int64), np.ascontiguousarray(h, _U64), n_docs, a, b)
 
 
 # ---------------------------------------------------------------------------------------------- LSH

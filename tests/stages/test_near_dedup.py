@@ -51,18 +51,19 @@ def test_vectorised_tokens_equal_python_unicode_word_runs():
 
 
 def test_ascii_fast_path_equals_python_word_runs():
-    """The numpy byte path gives exactly `re.findall(r"\\w+", text.lower())` on ASCII text, including
-    empty documents and words that touch the document boundaries (which must not merge across them)."""
+    """The compiled byte path hashes exactly the tokens of `re.findall(r"\\w+", text.lower())` on ASCII
+    text, including empty documents and words that touch the document boundaries (which must not merge
+    across them), and reads an Arrow array with a non-zero offset."""
     rng = random.Random(7)
     alphabet = [chr(c) for c in range(128)] + list("aZ_9") * 20
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))) for _ in range(60)]
-    texts += ["", "abc", "DEF", "", "x_1", "!", "Tail", "head"]  # adjacent word-edged documents
-    flat, counts = N.ascii_tokenize(pa.array(texts, pa.large_string()).slice(0))
+    texts += ["", "abc", "DEF", "", "x_1", "!", "Tail", "head", "a", "b", "c"]  # adjacent word-edged documents
+    assert all(t.isascii() for t in texts)
     expected = [re.findall(r"\w+", t.lower()) for t in texts]
-    assert counts.tolist() == [len(e) for e in expected]
-    assert flat.to_pylist() == [tok for e in expected for tok in e]
-    sliced = pa.array(["skip me"] + texts, pa.large_string()).slice(1)  # a non-zero Arrow offset
-    assert N.ascii_tokenize(sliced)[0].to_pylist() == flat.to_pylist()
+    for arr in (pa.array(texts, pa.large_string()), pa.array(["skip me"] + texts, pa.large_string()).slice(1)):
+        tok, counts = N.token_hashes(arr)
+        assert counts.tolist() == [len(e) for e in expected]
+        assert tok.tolist() == [N.token_hash64(t.encode()) for e in expected for t in e]
 
 
 def test_token_hashes_interleave_ascii_and_unicode_documents():
@@ -98,13 +99,15 @@ def test_signatures_equal_datasketch_minhash():
     """The values datasketch computes the slow way, per shingle, with the same hash function."""
     docs = random_docs(80, seed=2)
     doc, h = N.shingle_hashes(docs, 5)
-    sig = N.signatures(doc, h, len(docs), 256, 1, chunk=97)  # a small chunk splits documents across chunks
+    sig = N.signatures(doc, h, len(docs), 256, 1)
     for i, text in enumerate(docs):
         m = datasketch_minhash(text)
         assert np.array_equal(sig[i], m.hashvalues)
         assert LeanMinHash(seed=1, hashvalues=sig[i], scheme="affine32") == LeanMinHash(m)
     a, b = N.permutations(256, 1)
     assert np.array_equal(np.array([a, b]), MinHash(num_perm=256, seed=1).permutations)
+    order = np.random.default_rng(0).permutation(doc.size)  # any order of (doc, shingle), with repeats
+    assert np.array_equal(N.signatures(np.tile(doc[order], 2), np.tile(h[order], 2), len(docs), 256, 1), sig)
 
 
 def test_candidate_pairs_equal_datasketch_lsh_on_our_signatures():

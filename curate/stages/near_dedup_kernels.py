@@ -1,0 +1,138 @@
+"""Compiled loops of near_dedup's signature phase (numba): one pass per step, no temporary arrays.
+
+The numpy forms of these steps each made several passes over arrays as large as the corpus (the MinHash
+step alone writes and re-reads num_perm values per shingle); these loops keep each value in registers.
+Their results are bit-identical to the definitions in curate/stages/near_dedup.py (`token_hash64`,
+`shingle_hash64`, datasketch's affine32 permutations), which the tests check value by value.
+
+    ascii_token_hashes  ASCII documents: Python's `\\w` runs ([A-Za-z0-9_]) of the lower-cased bytes, each
+                        hashed as it is read (a run never crosses a document boundary)
+    token_hashes        tokens already split (the Unicode path: Arrow's regex split of `str.lower()` text)
+    ngram_hashes        each document's word n-gram hashes, one per position
+    minhash             the signature of each document: per shingle, `a*x + b mod 2^32` for every
+                        permutation against the running minimum (vectorised by LLVM along the permutations)
+
+Integer typing: numba widens uint32 arithmetic to 64 bits, so the 32-bit steps mask or cast explicitly.
+Compiled once per machine (`cache=True` keeps the machine code beside this file, or in NUMBA_CACHE_DIR).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_U64 = np.uint64
+_M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
+K_SHINGLE = _U64(0xD6E8FEB86659FD93)
+_LOW32 = _U64(0xFFFFFFFF)
+_S8, _S13, _S16, _S33 = _U64(8), _U64(13), _U64(16), _U64(33)
+
+ASCII_WORD = np.zeros(256, np.bool_)  # Python's `\w` on an ASCII-only str is exactly [A-Za-z0-9_]
+for _lo, _hi in ((48, 58), (65, 91), (97, 123), (95, 96)):
+    ASCII_WORD[_lo:_hi] = True
+ASCII_LOWER = np.arange(256, dtype=np.uint8)
+ASCII_LOWER[65:91] += 32  # and str.lower() on ASCII maps only A-Z
+
+
+@njit(inline="always")
+def _fmix64(h):
+    h ^= h >> _S33
+    h *= _M1
+    h ^= h >> _S33
+    h *= _M2
+    return h ^ (h >> _S33)
+
+
+@njit(inline="always")
+def _fmix32(h):
+    """MurmurHash3's 32-bit finalizer on a value below 2^32 held in a uint64."""
+    h ^= h >> _S16
+    h = (h * _U64(0x85EBCA6B)) & _LOW32
+    h ^= h >> _S13
+    h = (h * _U64(0xC2B2AE35)) & _LOW32
+    return h ^ (h >> _S16)
+
+
+@njit(inline="always")
+def _byte_term(byte, pos):
+    return _fmix64(_U64(byte) | (_U64(pos) << _S8))
+
+
+@njit(inline="always")
+def _token_end(total, length):
+    return _fmix64(total ^ (_U64(length) * K_SHINGLE))
+
+
+@njit(cache=True, nogil=True)
+def ascii_token_hashes(data, offsets, word, lower):
+    """(hash of every token in document order, tokens per document) of ASCII documents given as UTF-8
+    bytes `data` and their int64 `offsets` (n_docs + 1, absolute positions in `data`)."""
+    n = offsets.size - 1
+    tok = np.empty((offsets[n] - offsets[0] + n) // 2 + 1, _U64)  # a token and its separator: 2 bytes
+    counts = np.zeros(n, np.int64)
+    k = 0
+    for d in range(n):
+        total, pos = _U64(0), 0
+        for i in range(offsets[d], offsets[d + 1]):
+            c = data[i]
+            if word[c]:
+                total += _byte_term(lower[c], pos)
+                pos += 1
+            elif pos:
+                tok[k] = _token_end(total, pos)
+                k += 1
+                total, pos = _U64(0), 0
+        if pos:
+            tok[k] = _token_end(total, pos)
+            k += 1
+        counts[d] = k
+    for d in range(n - 1, 0, -1):
+        counts[d] -= counts[d - 1]
+    return tok[:k], counts
+
+
+@njit(cache=True, nogil=True)
+def token_hashes(data, offsets):
+    """The hash of each token data[offsets[i]:offsets[i + 1]] (already lower-cased UTF-8 bytes)."""
+    n = offsets.size - 1
+    out = np.empty(n, _U64)
+    for t in range(n):
+        total = _U64(0)
+        for pos in range(offsets[t + 1] - offsets[t]):
+            total += _byte_term(data[offsets[t] + pos], pos)
+        out[t] = _token_end(total, offsets[t + 1] - offsets[t])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def ngram_hashes(tok, counts, ngram):
+    """The shingle hashes of each document, in text order: one per n-gram position; a document with
+    fewer than `ngram` tokens has one shingle of all of them, one without tokens none."""
+    size = 0
+    for c in counts:
+        size += c - ngram + 1 if c >= ngram else min(c, 1)
+    out = np.empty(size, _U64)
+    start, k = 0, 0
+    for c in counts:
+        width = min(c, ngram)
+        for i in range(max(c - ngram + 1, 1) if c else 0):
+            h = _U64(0)
+            for j in range(width):
+                h = _fmix64(h * K_SHINGLE + tok[start + i + j])
+            out[k] = h
+            k += 1
+        start += c
+    return out
+
+
+@njit(cache=True, nogil=True)
+def minhash(doc, h, n_docs, a, b):
+    """[n_docs, num_perm] uint32 signatures of shingle hashes `h` of documents `doc` (any order, repeats
+    allowed); a document without shingles keeps datasketch's empty value, 2^32 - 1 everywhere."""
+    sig = np.full((n_docs, a.size), np.uint32(0xFFFFFFFF), np.uint32)
+    for i in range(h.size):
+        x = np.uint32(_fmix32(h[i] & _LOW32))
+        row = sig[doc[i]]
+        for p in range(a.size):
+            row[p] = min(row[p], np.uint32(a[p] * x + b[p]))
+    return sig
