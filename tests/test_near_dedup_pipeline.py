@@ -223,9 +223,10 @@ def test_against_refuses_an_incomparable_or_missing_index(tmp_path, local_engine
 
 
 def test_index_rows_never_cut_pairs_among_new_documents(tmp_path):
-    """A band key shared by new documents 1, 2, 3 and two indexed documents, max_bucket_docs = 3: the new
+    """A band key shared by new documents 1, 2, 3 and three indexed documents, max_bucket_docs = 3: the new
     documents still pair with each other as without an index (the bucket bound counts new documents only),
-    and each pairs with the first max_bucket_docs - 1 indexed documents of the key."""
+    and each pairs with the first max_bucket_docs - 1 indexed documents of the key that the indexed run
+    kept."""
     from curate.workers import near_dedup as W
 
     def bands(path, docs):
@@ -238,11 +239,18 @@ def test_index_rows_never_cut_pairs_among_new_documents(tmp_path):
                     fingerprint="")
     buckets = list(range(256))
     W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "plain.parquet"), 3)
-    W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "with.parquet"), 3, index)
-    pairs = lambda name: sorted(zip(*(W._read([str(tmp_path / name)], buckets)[c].to_pylist() for c in "uv")))  # noqa: E731
     flag = int(N.INDEX_FLAG)
-    assert pairs("plain.parquet") == [(1, 2), (1, 3), (2, 3)]
-    assert pairs("with.parquet") == sorted([(1, 2), (1, 3), (2, 3)] + [(d, o | flag) for d in (1, 2, 3) for o in (10, 11)])
+    none_dropped, ten_dropped = str(tmp_path / "none.npy"), str(tmp_path / "ten.npy")
+    np.save(none_dropped, np.zeros(0, np.int64))
+    np.save(ten_dropped, np.array([10 | flag], np.int64))
+    W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "with.parquet"), 3, index, none_dropped)
+    W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "live.parquet"), 3, index, ten_dropped)
+    pairs = lambda name: sorted(zip(*(W._read([str(tmp_path / name)], buckets)[c].to_pylist() for c in "uv")))  # noqa: E731
+    new_pairs = [(1, 2), (1, 3), (2, 3)]
+    assert pairs("plain.parquet") == new_pairs
+    assert pairs("with.parquet") == sorted(new_pairs + [(d, o | flag) for d in (1, 2, 3) for o in (10, 11)])
+    # a document the indexed run dropped is never matched, and takes no place among the first of its key
+    assert pairs("live.parquet") == sorted(new_pairs + [(d, o | flag) for d in (1, 2, 3) for o in (11, 12)])
 
 
 def test_against_refuses_an_index_of_another_layout_or_without_survivors(tmp_path, local_engine):
