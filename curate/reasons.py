@@ -24,7 +24,7 @@ REASONS: dict[str, str] = {
     # language
     "language.not_kept": "text: the language label is not in language.keep; code: the language is not in language.code_languages",
     "language.low_score": "text: the language is kept but its score is below language.min_score (detail: label and score)",
-    "language.comment_not_kept": "code (with language.code_comments): its line comments are identified, with at "
+    "language.comment_not_kept": "code (with language.code_comments): its comments are identified, with at "
                                  "least code_comments.min_score, as a language not in code_comments.keep "
                                  "(detail: label, score and comment characters)",
     "language.unknown_code_language": "code: the document has no programming language (unknown extension or empty lang)",

@@ -144,7 +144,7 @@ class LanguageConfig(Model):
         "default: every language of the extension map")
     max_chars: int = Field(10_000, ge=1, description="text documents are identified on their first max_chars characters")
     code_comments: CodeCommentsConfig | None = Field(
-        None, description="when set, code whose line comments are confidently in a language outside "
+        None, description="when set, code whose comments are confidently in a language outside "
         "code_comments.keep is dropped (language.comment_not_kept); default: off")
 
 

@@ -25,6 +25,22 @@ def best_of(fn: Callable[[], Any], repeats: int, warmup: bool = False) -> float:
     return min(times)
 
 
+def best_in_rounds(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """The shortest wall time of each of `fns` over `repeats` rounds, each round calling every one in turn
+    after an untimed warm-up round: a load that comes and goes on the shared machine then falls on all of
+    them alike, instead of on whichever was timed while it lasted (so their ratios are comparable). A fn
+    with untimed setup of its own (e.g. starting Ray) returns the seconds of its timed part (a float)."""
+    best = {name: float("inf") for name in fns}
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            took = fn()
+            took = took if isinstance(took, float) else time.perf_counter() - start
+            if round_:
+                best[name] = min(best[name], took)
+    return best
+
+
 def in_fresh_process(fn: Callable, *args: Any) -> Any:
     """fn(*args) in a newly spawned interpreter (not forked: nothing of this process is inherited)."""
     from concurrent.futures import ProcessPoolExecutor

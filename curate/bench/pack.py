@@ -1,12 +1,14 @@
-"""Benchmark: tokenize + pack against raw `Tokenizer.encode_batch_fast`, same documents, same run.
+"""Benchmark: tokenize + pack against raw `Tokenizer.encode_batch(_fast)`, same documents, same run.
 
 The documents are the demo corpus after `ingest` (data/demo via `curate sample`), tokenized with the demo
-tokenizer (assets/demo-tokenizer.json). Modes, each with a warm-up pass, then the best of `repeats`:
+tokenizer (assets/demo-tokenizer.json). Modes, timed in interleaved rounds (every mode once per round,
+after a warm-up round; the best of `repeats` rounds), so a passing load on the shared machine falls on all:
     raw            encode_batch_fast over the ingested texts in batches of tokenize.batch_size, with
                    tokenizers' own (Rayon) thread pool on every core: the library at its best
+    raw encode_batch  the same with encode_batch (offsets too): the default batch call
     raw, 1 thread  the same with TOKENIZERS_PARALLELISM=false, for reference
     ray            the tokenize and pack stages on Ray: one task per part and CPU, one single-threaded
-                   tokenizer per worker (the pipeline's default engine)
+                   tokenizer per worker (the pipeline's default engine); Ray runs only during this mode
     local          the same stages in this process (LocalEngine), tokenizers' pool on every core
 Memory: each kind of worker task runs in one fresh process that runs every task of its kind in turn, as
 a Ray worker does, and reports its peak RSS (VmHWM, curate.memory); at 1x and 2x the corpus (the sources twice).
@@ -17,9 +19,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
-from curate.bench._harness import best_of, in_fresh_process
+from curate.bench._harness import best_in_rounds, in_fresh_process
 
 TOKENIZER = "assets/demo-tokenizer.json"
 
@@ -45,45 +48,57 @@ def _ingest(recipe, workdir: Path) -> list[str]:
             for t in pq.read_table(p, columns=["text"])["text"].to_pylist()]
 
 
-def _timed_raw(texts: list[str], batch_size: int, parallel: bool, repeats: int,
-               method: str = "encode_batch_fast") -> tuple[float, int]:
+def _raw(texts: list[str], batch_size: int, parallel: bool, method: str, counted: dict, name: str):
+    """One pass of the raw library over `texts` in batches of `batch_size`; its token count goes to counted[name]."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(TOKENIZER)
-    encode = getattr(tok, method)
-    counted: list[int] = []
+    encode = getattr(Tokenizer.from_file(TOKENIZER), method)
 
     def run():
-        counted.clear()
-        for i in range(0, len(texts), batch_size):
-            encodings = encode(texts[i:i + batch_size], add_special_tokens=False)
-            counted.append(sum(len(e.ids) for e in encodings))
+        before = os.environ.get("TOKENIZERS_PARALLELISM")
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"  # read by tokenizers at every call
+        try:
+            counted[name] = sum(len(e.ids) for i in range(0, len(texts), batch_size)
+                                for e in encode(texts[i:i + batch_size], add_special_tokens=False))
+        finally:
+            if before is None:
+                os.environ.pop("TOKENIZERS_PARALLELISM")
+            else:
+                os.environ["TOKENIZERS_PARALLELISM"] = before
 
-    before = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if parallel else "false"  # read by tokenizers at every call
-    try:
-        return best_of(run, repeats, warmup=True), sum(counted)
-    finally:
-        if before is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM")
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = before
+    return run
 
 
-def _timed_stages(recipe, workdir: Path, engine, repeats: int) -> tuple[float, float, int]:
-    """Best tokenize + pack wall time (and its tokenize share) over `repeats` forced reruns."""
+def _stages(recipe, workdir: Path, engine, counted: dict, name: str):
+    """One forced rerun of tokenize + pack; its tokens and tokenize's own seconds go to counted[name]."""
     from curate import pipeline
-
-    results = []
 
     def run():
         out = pipeline.run(pipeline.Context(recipe, workdir, engine, force=True), ["tokenize", "pack"])
-        results.append((out[0].manifest["seconds"], out[1].manifest["seconds"], out[0].manifest["extra"]))
+        extra = out[0].manifest["extra"]
+        tok_s = min(out[0].manifest["seconds"], counted.get(name, (0, float("inf")))[1])
+        counted[name] = (int(extra["tokens_code"] + extra["tokens_text"]), tok_s)
 
-    total = best_of(run, repeats, warmup=True)
-    tok_s = min(r[0] for r in results[1:] or results)
-    extra = results[-1][2]
-    return total, tok_s, int(extra["tokens_code"] + extra["tokens_text"])
+    return run
+
+
+def _stages_on_ray(recipe, workdir: Path, counted: dict, name: str):
+    """`_stages` on a Ray started for this call and shut down after it, so that Ray's idle workers do not
+    take CPU from the raw runs; a warm-up run (workers started, tokenizer loaded) is not timed."""
+    from curate.engine import RayEngine
+
+    def run() -> float:
+        ray = RayEngine()
+        try:
+            stages = _stages(recipe, workdir, ray, counted, name)
+            stages()
+            start = time.perf_counter()
+            stages()
+            return time.perf_counter() - start
+        finally:
+            ray.close()
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -143,7 +158,7 @@ def peak_rss(recipe, workdir: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------- main
 def bench_pack(repeats: int = 3, scales: tuple[int, ...] = (1, 2)) -> dict:
-    from curate.engine import LocalEngine, RayEngine
+    from curate.engine import LocalEngine
 
     root = Path(tempfile.mkdtemp(prefix="curate-bench-pack-"))
     try:
@@ -151,30 +166,35 @@ def bench_pack(repeats: int = 3, scales: tuple[int, ...] = (1, 2)) -> dict:
         texts = _ingest(recipe, root / "x1")
         mb = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) / 1e6
         batch = recipe.tokenize.batch_size
-        out = {"docs": len(texts), "mb": mb, "cpus": os.cpu_count(), "modes": {}, "memory": {}}
-        for name, parallel, method in (("raw encode_batch_fast", True, "encode_batch_fast"),
-                                       ("raw encode_batch", True, "encode_batch"),
-                                       ("raw, 1 thread", False, "encode_batch_fast")):
-            s, tokens = _timed_raw(texts, batch, parallel, repeats, method)
-            out["modes"][name] = {"seconds": s, "tokens": tokens}
-        ray = RayEngine()
-        try:
-            s, tok_s, tokens = _timed_stages(recipe, root / "x1", ray, repeats)
-        finally:
-            ray.close()
-        out["modes"]["tokenize+pack, ray"] = {"seconds": s, "tokens": tokens, "tokenize_s": tok_s}
-        s, tok_s, tokens = _timed_stages(recipe, root / "x1", LocalEngine(), repeats)
-        out["modes"]["tokenize+pack, local"] = {"seconds": s, "tokens": tokens, "tokenize_s": tok_s}
+        counted: dict = {}
+        fns = {"raw encode_batch_fast": _raw(texts, batch, True, "encode_batch_fast", counted, "raw encode_batch_fast"),
+               "raw encode_batch": _raw(texts, batch, True, "encode_batch", counted, "raw encode_batch"),
+               "raw, 1 thread": _raw(texts, batch, False, "encode_batch_fast", counted, "raw, 1 thread"),
+               "tokenize+pack, ray": _stages_on_ray(recipe, root / "x1", counted, "tokenize+pack, ray"),
+               "tokenize+pack, local": _stages(recipe, root / "x1", LocalEngine(), counted, "tokenize+pack, local")}
+        seconds = best_in_rounds(fns, repeats)
+        modes = {name: {"seconds": s, "tokens": counted[name] if name.startswith("raw") else counted[name][0]}
+                 for name, s in seconds.items()}
+        for name in ("tokenize+pack, ray", "tokenize+pack, local"):
+            modes[name]["tokenize_s"] = counted[name][1]
+        out = {"docs": len(texts), "mb": mb, "cpus": os.cpu_count(), "modes": modes, "memory": {}}
         for scale in scales:
             w = root / f"x{scale}"
             r = _recipe(scale)
             if scale != 1:
                 _ingest(r, w)
-                _timed_stages(r, w, LocalEngine(), 0)
+                _run_once(r, w)
             out["memory"][scale] = peak_rss(r, w)
         return out
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_once(recipe, workdir: Path) -> None:
+    from curate import pipeline
+    from curate.engine import LocalEngine
+
+    pipeline.run(pipeline.Context(recipe, workdir, LocalEngine()), ["tokenize", "pack"])
 
 
 def main() -> None:
@@ -183,7 +203,8 @@ def main() -> None:
         return
     r = bench_pack()
     raw_s = r["modes"]["raw encode_batch_fast"]["seconds"]
-    print(f"tokenize + pack on {r['docs']} demo documents ({r['mb']:.1f} MB), {r['cpus']} CPUs, best of 3 after a warm-up:")
+    print(f"tokenize + pack on {r['docs']} demo documents ({r['mb']:.1f} MB), {r['cpus']} CPUs, best of 3 "
+          "interleaved rounds after a warm-up round:")
     print(f"  {'':<28} {'seconds':>8} {'MB/s':>7} {'tokens/s':>10} {'x raw':>6}")
     for name, m in r["modes"].items():
         print(f"  {name:<28} {m['seconds']:>8.2f} {r['mb'] / m['seconds']:>7.2f} {m['tokens'] / m['seconds']:>10.0f} "

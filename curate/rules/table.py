@@ -1,5 +1,9 @@
 """The quality rule table and the per-language comment syntax, both kept as data in this package.
 
+`code_languages.csv` has one row per programming language (The Stack's spelling): `comment_prefixes`, the
+markers that start a comment line, and `block_comments`, open/close pairs of block comments and
+docstrings (Python's triple-quoted strings count: docstrings are where its prose is).
+
 `quality_rules.csv` has one row per rule: `id` (the reason code is `quality.<id>`), `applies_to` (code or
 text), `languages` (empty: every language; `A;B`: only these; `!A;B`: all but these; matched
 case-insensitively against the `lang` column), `metric` (a signal computed by `curate.rules.text_metrics`
@@ -64,6 +68,19 @@ def rule_ids() -> list[str]:
 def comment_prefixes() -> dict[str, tuple[str, ...]]:
     """Lowercased language -> the prefixes that start a comment line (after leading whitespace)."""
     return {row["language"].lower(): tuple(row["comment_prefixes"].split()) for row in _read_csv("code_languages.csv")}
+
+
+@lru_cache(maxsize=1)
+def block_comment_delimiters() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Lowercased language -> its (open, close) pairs of block comments and docstrings; the column lists
+    them flat, space-separated (`/* */`; Python: its two triple quotes)."""
+    out = {}
+    for row in _read_csv("code_languages.csv"):
+        flat = row["block_comments"].split()
+        if len(flat) % 2:
+            raise ValueError(f"code_languages.csv: {row['language']}: block_comments must be open/close pairs")
+        out[row["language"].lower()] = tuple(zip(flat[::2], flat[1::2]))
+    return out
 
 
 def code_language_names() -> set[str]:

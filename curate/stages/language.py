@@ -14,7 +14,7 @@ Decisions (`decide`), reason codes:
     language.not_kept                text: the label is not in `keep`; code: the language is not in `code_languages`
     language.low_score               text: the label is kept but its score < `min_score` (RefinedWeb: 0.65)
     language.unknown_code_language   code: no language (unknown extension, empty `lang`)
-    language.comment_not_kept        code, only with `code_comments`: its line comments (at least `min_chars`)
+    language.comment_not_kept        code, only with `code_comments`: its comments and docstrings (at least `min_chars`)
                                      are confidently (>= `min_score`) in a language outside `code_comments.keep`
 `drop_detail` is `label=<label> score=<score>` (text) or `lang=<lang>` (code).
 References: fastText lid.176 (Joulin et al. 2016, "Bag of Tricks"); RefinedWeb (Penedo et al. 2023) Sec. 3.1
@@ -95,7 +95,7 @@ def decide(table: pa.Table, labels: np.ndarray, scores: np.ndarray, keep: list[s
 
 def comment_candidates(table: pa.Table, min_chars: int, max_chars: int) -> tuple[np.ndarray, list[str]]:
     """(rows, prepared comment texts) of the code documents that are still kept and have at least
-    `min_chars` characters of line comments (`curate.rules.code_metrics.comment_text`)."""
+    `min_chars` characters of comments (`curate.rules.code_metrics.comment_text`)."""
     from curate.rules.code_metrics import comment_text
 
     is_code = pc.equal(table[KIND], "code").to_numpy(zero_copy_only=False)

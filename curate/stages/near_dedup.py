@@ -40,13 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.schema import DROP_DETAIL, DROP_REASON, ID, META, TEXT
-from curate.stages import near_dedup_kernels as K
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _WORDS = re.compile(r"\w+")  # "split on \W+ and drop empty tokens" is exactly "the runs of \w"
 _U64 = np.uint64
 _M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-_K_SHINGLE, _K_BAND = K.K_SHINGLE, _U64(0xA0761D6478BD642F)
+_K_SHINGLE, _K_BAND = _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)  # K_SHINGLE in near_dedup_kernels too
 _MASK64 = (1 << 64) - 1
 
 
@@ -163,8 +162,17 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
 
 
+def _kernels():
+    """near_dedup_kernels, imported on first use: numba is loaded by the processes that compute signatures,
+    not by every process that imports this module (the CLI, the driver)."""
+    from curate.stages import near_dedup_kernels
+
+    return near_dedup_kernels
+
+
 def _ascii_token_hashes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data, offsets = _string_buffers(arr)
+    K = _kernels()
     return K.ascii_token_hashes(data, offsets, K.ASCII_WORD, K.ASCII_LOWER)
 
 
@@ -173,7 +181,7 @@ def _hash_tokens(flat: pa.Array) -> np.ndarray:
     if len(flat) == 0:
         return np.zeros(0, _U64)
     data, offsets = _string_buffers(flat)
-    return K.token_hashes(data, offsets)
+    return _kernels().token_hashes(data, offsets)
 
 
 def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +190,7 @@ def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, 
     n-gram position in text order (the hot path: MinHash ignores repeats and `jaccard` removes them
     itself, so the signature phase skips a sort of every shingle)."""
     tok, counts = token_hashes(texts)
-    h = K.ngram_hashes(tok, counts, ngram)
+    h = _kernels().ngram_hashes(tok, counts, ngram)
     per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
     doc = np.repeat(np.arange(counts.size, dtype=np.int64), per_doc)
     return _unique_by_doc(doc, h) if unique else (doc, h)
@@ -210,7 +218,7 @@ def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed:
     document without shingles keeps datasketch's empty value (all 2^32-1). Memory: the signatures only;
     each shingle's permuted values never leave registers (near_dedup_kernels.minhash)."""
     a, b = permutations(num_perm, seed)
-    return K.minhash(np.ascontiguousarray(doc, np.int64), np.ascontiguousarray(h, _U64), n_docs, a, b)
+    return _kernels().minhash(np.ascontiguousarray(doc, np.int64), np.ascontiguousarray(h, _U64), n_docs, a, b)
 
 
 # ---------------------------------------------------------------------------------------------- LSH

@@ -130,30 +130,34 @@ def _commented(lang: str, comment_lines: int = 2) -> str:
 
 
 def test_code_comments_are_identified_only_when_asked(tmp_path, local_engine, lid_model_path):
-    """English and German comments (~200 characters), a short Russian comment (under min_chars) and code
-    without comments: with code_comments {keep: [en], min_chars: 150} only the German one is dropped, as
-    language.comment_not_kept, and its label agrees with the model on the extracted comment text."""
+    """English and German comments (~200 characters), German docstrings, a short Russian comment (under
+    min_chars) and code without comments: with code_comments {keep: [en], min_chars: 150} only the two
+    German ones are dropped, as language.comment_not_kept, and the label agrees with the model on the
+    extracted comment text."""
+    docstrings = f'"""{PARAGRAPHS["de"]}"""\ndef f(x):\n    \'\'\'{PARAGRAPHS["de"]}\'\'\'\n    return x\n'
     files = {"en.py": _commented("en"), "de.py": _commented("de"), "ru.py": f"# {PARAGRAPHS['ru'][:40]}\nx = 1\n",
-             "none.py": "x = 1\nprint(x)\n"}
+             "none.py": "x = 1\nprint(x)\n", "de_doc.py": docstrings}
     write_tree(tmp_path / "code", files)
     src = [{"name": "c", "kind": "code", "format": "code-tree", "paths": [str(tmp_path / "code")]}]
     lang = {"model": str(lid_model_path), "code_comments": {"keep": ["en"], "min_chars": 150}}
     results = run(recipe(src, language=lang), tmp_path / "on", local_engine, ["ingest", "language"])
     dropped = read_parts(tmp_path / "on" / "language" / "dropped").to_pylist()
-    assert [(r["id"].rsplit("/", 1)[-1], r["drop_reason"]) for r in dropped] == [("de.py", "language.comment_not_kept")]
+    assert [(r["id"].rsplit("/", 1)[-1], r["drop_reason"]) for r in dropped] == [
+        ("de.py", "language.comment_not_kept"), ("de_doc.py", "language.comment_not_kept")]
     assert dropped[0]["drop_detail"].startswith("comment label=de score=")
     kept = {r["id"].rsplit("/", 1)[-1]: r for r in read_parts(tmp_path / "on" / "language").to_pylist()}
     assert kept["en.py"]["comment_lang"] == "en" and kept["en.py"]["comment_lang_score"] > 0.5
     assert kept["ru.py"]["comment_lang"] is None and kept["none.py"]["comment_lang_score"] is None
-    assert results[-1].manifest["extra"]["code_comments_judged"] == 2
+    assert results[-1].manifest["extra"]["code_comments_judged"] == 3
     from curate.rules.code_metrics import comment_text  # the text the model saw, straight to fastText
     text = comment_text(pa.array([files["de.py"]]), pa.array(["Python"]))
     prepared = language.prepare_texts(text, 10_000)
     assert W.predict(W.model(str(lid_model_path)), prepared)[0][0] == "de"
+    assert comment_text(pa.array([docstrings]), pa.array(["Python"])).to_pylist() == [f"{PARAGRAPHS['de']} {PARAGRAPHS['de']}"]
 
     run(recipe(src, language={"model": str(lid_model_path)}), tmp_path / "off", local_engine, ["ingest", "language"])
     off = read_parts(tmp_path / "off" / "language")
-    assert off.num_rows == 4 and "comment_lang" not in off.column_names  # off by default: code is never LID'd
+    assert off.num_rows == 5 and "comment_lang" not in off.column_names  # off by default: code is never LID'd
     bad = recipe(src, language={**lang, "code_comments": {"keep": ["eng"]}})
     with pytest.raises(RecipeError, match=r"language\.code_comments\.keep\[0\]: 'eng'"):
         W.check_recipe(bad)

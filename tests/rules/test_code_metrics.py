@@ -1,0 +1,42 @@
+"""Comment extraction for language ID of code comments (curate.rules.code_metrics.comment_text)."""
+
+import pyarrow as pa
+
+from curate.rules.code_metrics import block_comments, comment_text
+from curate.rules.table import block_comment_delimiters, comment_prefixes
+
+DOCS = {
+    "Python": '"""Module doc."""\nimport os  # trailing\n# A line comment\ndef f():\n    \'\'\'Function\n    doc.\'\'\'\n',
+    "C": "/**\n * Block one\n * two\n */\nint x; // after code\n// line\n/* unclosed",
+    "Shell": "echo hi\n# shell comment",
+    "Lua": "--[[ lua block ]] x = 1\n-- lua line",
+    "Go": "x := 1 /* a */ + 2 /* b\x00c\x01d */",
+}
+
+
+def test_blocks_and_docstrings_are_extracted_and_removed_from_the_text():
+    """Every block of a language with block syntax, in order, with a continuation line's `*` removed;
+    the text keeps a space where each block was; NUL/SOH inside a block cannot cut it."""
+    langs = list(DOCS) + [None]
+    bodies, rest = block_comments(pa.array(list(DOCS.values()) + ["# no language"]), pa.array(langs))
+    assert bodies.to_pylist() == ["Module doc. Function\n    doc.", "\n Block one\n two\n ", "", " lua block ",
+                                  " a   b c d ", ""]
+    assert rest.to_pylist()[0] == " \nimport os  # trailing\n# A line comment\ndef f():\n     \n"
+    assert rest.to_pylist()[1] == " \nint x; // after code\n// line\n/* unclosed"
+    assert rest.to_pylist()[4] == "x := 1   + 2  "
+    assert rest.to_pylist()[2] == DOCS["Shell"] and rest.to_pylist()[5] == "# no language"
+
+
+def test_comment_text_is_blocks_then_comment_lines_without_markers():
+    """Only lines that start with a comment marker count (not a comment after code); an unclosed block is
+    a comment line; a document without comments, or without a known language, gets ""."""
+    langs = pa.array(list(DOCS) + ["Python", None])
+    got = comment_text(pa.array(list(DOCS.values()) + ["x = 1\n", "# no language"]), langs).to_pylist()
+    assert got == ["Module doc. Function\n    doc.  A line comment", "Block one\n two\n   line  unclosed",
+                   "shell comment", "lua block   lua line", "a   b c d", "", ""]
+
+
+def test_block_syntax_is_data_for_languages_with_comment_prefixes():
+    blocks = block_comment_delimiters()
+    assert blocks["python"] == (('"""', '"""'), ("'''", "'''")) and blocks["c"] == (("/*", "*/"),)
+    assert set(blocks) == set(comment_prefixes())  # one table row per language
