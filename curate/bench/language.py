@@ -94,9 +94,10 @@ def bench_language() -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def bench_stages_on_ray(target_mb: float = 16, files: int = 16) -> tuple[float, float, float]:
+def bench_stages_on_ray(target_mb: float = 16, files: int = 16, max_chars: int | None = None) -> tuple[float, float, float]:
     """The language and quality stages through Ray on every local CPU, on the same text in `files` jsonl
-    files (one partition each); ingest untimed; best of REPEATS forced reruns on warm workers.
+    files (one partition each); ingest untimed; best of REPEATS forced reruns on warm workers. `max_chars`
+    overrides language.max_chars (the characters of each document that are identified).
     Returns (MB in, language seconds, quality seconds)."""
     import json
 
@@ -113,7 +114,8 @@ def bench_stages_on_ray(target_mb: float = 16, files: int = 16) -> tuple[float, 
                 with open(f"{tmp}/t{k:02d}.jsonl", "w") as f:
                     f.writelines(json.dumps({"text": d}) + "\n" for d in docs[k::files])
             recipe = parse_recipe({"name": "bench", "sources": [{"name": "t", "kind": "text", "format": "jsonl",
-                                   "paths": [f"{tmp}/t*.jsonl"]}], "language": demo["language"], "quality": demo["quality"]})
+                                   "paths": [f"{tmp}/t*.jsonl"]}], "quality": demo["quality"],
+                                   "language": {**demo["language"], **({"max_chars": max_chars} if max_chars else {})}})
             ctx = pipeline.Context(recipe, Path(tmp, "w"), engine)
             pipeline.run(ctx, ["ingest"])
             best = None
@@ -133,10 +135,11 @@ def main() -> None:
     print(f"{'what':<48} {'docs/s':>10} {'MB/s':>8} {'x raw':>7}")
     for name, dps, mbps, ratio in rows:
         print(f"{name:<48} {dps:>10.0f} {mbps:>8.2f} {ratio:>7.2f}")
-    mb, lang, qual = bench_stages_on_ray()
-    print(f"language + quality stages through Ray on all local CPUs, {mb:.1f} MB of text in 16 partitions: language "
-          f"{lang:.2f} s ({mb / lang:.2f} MB/s), quality {qual:.2f} s ({mb / qual:.2f} MB/s), together "
-          f"{mb / (lang + qual):.2f} MB/s")
+    for max_chars in (None, 1000):  # the default (10,000: whole documents here), then a shorter prefix
+        mb, lang, qual = bench_stages_on_ray(max_chars=max_chars)
+        print(f"language + quality stages through Ray on all local CPUs, {mb:.1f} MB of text in 16 partitions, "
+              f"language.max_chars {max_chars or 'default'}: language {lang:.2f} s ({mb / lang:.2f} MB/s), quality "
+              f"{qual:.2f} s ({mb / qual:.2f} MB/s), together {mb / (lang + qual):.2f} MB/s")
 
 
 if __name__ == "__main__":
