@@ -13,7 +13,8 @@ Their results are bit-identical to the definitions in curate/stages/near_dedup.p
                         permutation against the running minimum (vectorised by LLVM along the permutations)
 
 Integer typing: numba widens uint32 arithmetic to 64 bits, so the 32-bit steps mask or cast explicitly.
-Compiled once per machine (`cache=True` keeps the machine code beside this file, or in NUMBA_CACHE_DIR).
+Compiled once per machine: the machine code is cached beside this file, or in numba's user cache or
+NUMBA_CACHE_DIR; where none is writable, each process compiles them again (~1 s) instead of failing.
 """
 
 from __future__ import annotations
@@ -63,7 +64,14 @@ def _token_end(total, length):
     return _fmix64(total ^ (_U64(length) * K_SHINGLE))
 
 
-@njit(cache=True, nogil=True)
+def _compiled(fn):
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # numba found no writable cache location (read-only install and home)
+        return njit(nogil=True)(fn)
+
+
+@_compiled
 def ascii_token_hashes(data, offsets, word, lower):
     """(hash of every token in document order, tokens per document) of ASCII documents given as UTF-8
     bytes `data` and their int64 `offsets` (n_docs + 1, absolute positions in `data`)."""
@@ -91,7 +99,7 @@ def ascii_token_hashes(data, offsets, word, lower):
     return tok[:k], counts
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def token_hashes(data, offsets):
     """The hash of each token data[offsets[i]:offsets[i + 1]] (already lower-cased UTF-8 bytes)."""
     n = offsets.size - 1
@@ -104,7 +112,7 @@ def token_hashes(data, offsets):
     return out
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def ngram_hashes(tok, counts, ngram):
     """The shingle hashes of each document, in text order: one per n-gram position; a document with
     fewer than `ngram` tokens has one shingle of all of them, one without tokens none."""
@@ -125,7 +133,7 @@ def ngram_hashes(tok, counts, ngram):
     return out
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def minhash(doc, h, n_docs, a, b):
     """[n_docs, num_perm] uint32 signatures of shingle hashes `h` of documents `doc` (any order, repeats
     allowed); a document without shingles keeps datasketch's empty value, 2^32 - 1 everywhere."""
