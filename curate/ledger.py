@@ -92,17 +92,20 @@ class Ledger:
             out.add(counts)
         return out
 
-    def check_conservation(self, expected_in: dict[str, int] | None = None) -> None:
-        """in = kept + dropped per source (docs and bytes); and, given upstream counts, nothing vanished."""
+    def check_conservation(self, expected_in: dict[str, tuple[int, int]] | None = None) -> None:
+        """in = kept + dropped per source (docs and bytes); and, given upstream (docs, bytes) kept per
+        source, nothing vanished and no byte went uncounted between the stages."""
         for s, c in self.sources.items():
             if c.docs_in != c.docs_kept + c.docs_dropped:
                 raise StageError(f"{self.stage}: source {s}: {c.docs_in} docs in != {c.docs_kept} kept + {c.docs_dropped} dropped")
             if c.bytes_in != c.bytes_kept + sum(c.dropped_bytes.values()):
                 raise StageError(f"{self.stage}: source {s}: bytes in != bytes kept + bytes dropped")
-        for s, n in (expected_in or {}).items():
-            got = self.sources.get(s, SourceCounts()).docs_in
-            if got != n:
-                raise StageError(f"{self.stage}: source {s}: read {got} docs but the previous stage kept {n}")
+        for s, (n, nbytes) in (expected_in or {}).items():
+            got = self.sources.get(s, SourceCounts())
+            if got.docs_in != n:
+                raise StageError(f"{self.stage}: source {s}: read {got.docs_in} docs but the previous stage kept {n}")
+            if got.bytes_in != nbytes:
+                raise StageError(f"{self.stage}: source {s}: read {got.bytes_in} bytes but the previous stage kept {nbytes}")
 
     def to_json(self) -> dict:
         return {s: c.to_json() for s, c in sorted(self.sources.items())}
@@ -111,5 +114,6 @@ class Ledger:
     def from_json(cls, stage: str, obj: dict) -> Ledger:
         return cls(stage, {s: SourceCounts.from_json(c) for s, c in obj.items()})
 
-    def kept_per_source(self) -> dict[str, int]:
-        return {s: c.docs_kept for s, c in self.sources.items()}
+    def kept_per_source(self) -> dict[str, tuple[int, int]]:
+        """(documents, bytes) kept per source: what the next stage must read."""
+        return {s: (c.docs_kept, c.bytes_kept) for s, c in self.sources.items()}

@@ -33,8 +33,10 @@ def test_conservation_per_stage_and_source(tmp_path, local_engine):
         for source, c in man["ledger"].items():
             assert c["docs_in"] == c["docs_kept"] + sum(c["docs_dropped"].values()), (stage, source)
             assert c["bytes_in"] == c["bytes_kept"] + sum(c["bytes_dropped"].values()), (stage, source)
-    for source, c in m["exact_dedup"]["ledger"].items():
-        assert c["docs_in"] == m["ingest"]["ledger"][source]["docs_kept"]
+    for before, after in zip(STAGES, STAGES[1:]):  # every stage reads exactly what the one before kept
+        for source, c in m[after]["ledger"].items():
+            kept = m[before]["ledger"][source]
+            assert (c["docs_in"], c["bytes_in"]) == (kept["docs_kept"], kept["bytes_kept"]), (after, source)
 
 
 def test_conservation_violation_fails_the_stage():
@@ -45,7 +47,10 @@ def test_conservation_violation_fails_the_stage():
     ok = Ledger.from_json("x", {"s": {"docs_in": 2, "docs_kept": 1, "docs_dropped": {"x.y": 1}, "bytes_in": 0,
                                       "bytes_kept": 0, "bytes_dropped": {"x.y": 0}}})
     with pytest.raises(StageError, match="read 2 docs but the previous stage kept 5"):
-        ok.check_conservation({"s": 5})
+        ok.check_conservation({"s": (5, 0)})
+    with pytest.raises(StageError, match="read 0 bytes but the previous stage kept 40"):  # a stage that lost bytes
+        ok.check_conservation({"s": (2, 40)})
+    ok.check_conservation({"s": (2, 0)})
 
 
 @pytest.mark.ray

@@ -36,7 +36,7 @@ def best_in_rounds(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str,
             start = time.perf_counter()
             took = fn()
             took = took if isinstance(took, float) else time.perf_counter() - start
-            if round_:
+            if round_ or repeats == 0:  # with repeats=0 the warm-up round's own times are returned
                 best[name] = min(best[name], took)
     return best
 

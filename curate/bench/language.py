@@ -3,7 +3,8 @@
 Text: the pydoc topics (`pydoc_data.topics`), cut into ~2 KB documents and repeated to BENCH_MB; code: the
 standard library's `.py` files. Language ID through the stage (`curate.workers.language.decide`: parquet
 read, preparation, batch predict, decision columns) is compared with calling the model's batch `predict`
-directly on the same texts (newlines replaced in Python, which fastText requires), in the same run.
+directly on the same texts (newlines replaced in Python, which fastText requires), in the same run, the
+two timed in interleaved rounds (`best_in_rounds`).
 Quality rules are timed through `curate.stages.quality.apply` with every rule of the table active.
 Each figure is the best of REPEATS runs, as the machine is shared.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.bench._harness import best_of
+from curate.bench._harness import best_in_rounds, best_of
 
 BENCH_MB = 8
 REPEATS = 3
@@ -79,8 +80,9 @@ def bench_language() -> list[tuple[str, float, float, float]]:
         part = Path(tmp) / "part-00000.parquet"
         pq.write_table(_table(texts, "text", "en"), part)
         task = PartTask("language", "part-00000", "", "", tmp, recipe, input_part=str(part))
-        raw = best_of(lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1), REPEATS)
-        stage = best_of(lambda: [b.num_rows for b in W.decide(task, {})], REPEATS)
+        times = best_in_rounds({"raw": lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1),
+                                "stage": lambda: [b.num_rows for b in W.decide(task, {})]}, REPEATS)
+        raw, stage = times["raw"], times["stage"]
     rows.append(("language: fastText predict (raw)", len(texts) / raw, mb / raw, 1.0))
     rows.append(("language: stage (read+prepare+predict+decide)", len(texts) / stage, mb / stage, raw / stage))
     active = quality.active_rules({}, [])  # every rule of the table

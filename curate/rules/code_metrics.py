@@ -119,10 +119,12 @@ def comment_text(texts: pa.Array, langs: pa.Array) -> pa.Array:
 
 def block_comments(texts: pa.Array, langs: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(per document: the bodies of its block comments joined by spaces, with the `*` that opens a
-    continuation line removed; the text with each block replaced by one space). One regex pass per
-    language of the batch; documents of a language without blocks keep their text and get ""."""
-    texts = texts.cast(pa.string())
-    lang_lower = pc.utf8_lower(pc.fill_null(langs.cast(pa.string()), "")).to_numpy(zero_copy_only=False)
+    continuation line removed; the text with each block replaced by one space). A block opens only at the
+    start of the text or after whitespace, so an opener inside a string (`"lib/*"`, `x = "'''"`) or
+    right after code does not swallow the code up to the next closer. One regex pass per language of the
+    batch; documents of a language without blocks keep their text and get ""."""
+    texts = _plain(texts)
+    lang_lower = pc.utf8_lower(pc.fill_null(_plain(langs).cast(pa.string()), "")).to_numpy(zero_copy_only=False)
     order, bodies, rests = [], [], []
     plain = np.ones(len(texts), dtype=bool)
     for lang in np.unique(lang_lower):
@@ -143,18 +145,24 @@ def block_comments(texts: pa.Array, langs: pa.Array) -> tuple[pa.Array, pa.Array
     return pa.concat_arrays(bodies).take(back), pa.concat_arrays(rests).take(back)
 
 
+def _plain(arr) -> pa.Array:
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr.cast(pa.string()) if pa.types.is_large_string(arr.type) else arr
+
+
 def _blocks(texts: pa.Array, pairs: tuple[tuple[str, str], ...]) -> tuple[pa.Array, pa.Array]:
     """Each block is rewritten as NUL body SOH (after any NUL/SOH of the text became spaces), so the
-    bodies are the pieces between the two markers: no per-document Python."""
+    bodies are the pieces between the two markers: no per-document Python. Group 1 is what precedes the
+    opener (nothing at the start, else one whitespace character), kept in both rewrites."""
     clean = pc.replace_substring_regex(texts, "[\\x00\\x01]", " ")
-    pattern = "(?s)" + "|".join(f"{re.escape(a)}(.*?){re.escape(b)}" for a, b in pairs)
-    groups = "".join(f"\\{i}" for i in range(1, len(pairs) + 1))  # the one group that matched; the others are empty
-    marked = pc.replace_substring_regex(clean, pattern, "\x00" + groups + "\x01")
+    pattern = "(?s)(^|\\s)(?:" + "|".join(f"{re.escape(a)}(.*?){re.escape(b)}" for a, b in pairs) + ")"
+    groups = "".join(f"\\{i}" for i in range(2, len(pairs) + 2))  # the one body group that matched
+    marked = pc.replace_substring_regex(clean, pattern, "\\1\x00" + groups + "\x01")
     pieces = pc.list_slice(pc.split_pattern(marked, "\x00"), 1)
     body = pc.list_element(pc.split_pattern(pc.list_flatten(pieces), "\x01", max_splits=1), 0)
     body = pc.replace_substring_regex(body, r"(?m)^[ \t]*\*+", "")
     doc = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False)
-    return _join_by_doc(body, doc, len(texts)), pc.replace_substring_regex(clean, pattern, " ")
+    return _join_by_doc(body, doc, len(texts)), pc.replace_substring_regex(clean, pattern, "\\1 ")
 
 
 def _join_by_doc(values: pa.Array, doc: np.ndarray, n: int) -> pa.Array:

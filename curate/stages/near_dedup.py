@@ -64,7 +64,9 @@ def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray:
 
 
 def token_hash64(token: bytes) -> int:
-    """Scalar reference of `_token_hashes` for one token (tests, datasketch's hashfunc)."""
+    """The hash of one token (lower-cased UTF-8 bytes): the sum over its bytes of fmix64(byte | position
+    << 8), mixed with the length. The scalar definition the compiled loops (near_dedup_kernels) follow;
+    used by tests and as datasketch's hashfunc."""
     total = 0
     for i, byte in enumerate(token):
         total = (total + _fmix64_int(byte | (i << 8))) & _MASK64
@@ -104,7 +106,7 @@ def tokenize(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
     Arrow's RE2 splits (2x faster than `re.findall`), on an explicit class of the code points that Python's
     `\\w` matches: RE2's own `\\w` is ASCII and its Unicode tables are older than Python's. Lower-casing
     stays in Python (`str.lower`; Arrow's utf8_lower differs on ~80 code points). The general path;
-    `ascii_tokenize` is the fast one for ASCII-only documents."""
+    ASCII-only documents take the compiled byte loop (`token_hashes`)."""
     lowered = pa.array([t.lower() for t in texts], pa.large_string())
     pieces = pc.split_pattern_regex(lowered, _non_word_pattern())
     flat = pc.list_flatten(pieces)
@@ -157,6 +159,8 @@ def token_hashes(texts) -> tuple[np.ndarray, np.ndarray]:
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(UTF-8 bytes, int64 offsets of every string into them) of a large_string array, zero-copy."""
+    if len(arr) == 0:  # a foreign producer may leave an empty array without an offsets buffer
+        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
     offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = arr.buffers()[2]
     return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
@@ -218,7 +222,10 @@ def signatures(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int, seed:
     document without shingles keeps datasketch's empty value (all 2^32-1). Memory: the signatures only;
     each shingle's permuted values never leave registers (near_dedup_kernels.minhash)."""
     a, b = permutations(num_perm, seed)
-    return _kernels().minhash(np.ascontiguousarray(doc, np.int64), np.ascontiguousarray(h, _U64), n_docs, a, b)
+    doc = np.ascontiguousarray(doc, np.int64)
+    if doc.size and (doc.min() < 0 or doc.max() >= n_docs):  # the compiled loop does not check bounds
+        raise ValueError(f"signatures: document index outside 0..{n_docs - 1}")
+    return _kernels().minhash(doc, np.ascontiguousarray(h, _U64), n_docs, a, b)
 
 
 # ---------------------------------------------------------------------------------------------- LSH

@@ -42,10 +42,10 @@ def scatter_part(path: str, index: int, work: str, out_dir: str) -> dict:
         return parts.read_json(record_file)
     pieces = parts.read_groups(Path(work) / "pieces.parquet", [index])
     selected = parts.read_groups(Path(work) / "selected.parquet", [index])
-    table = pq.read_table(path, columns=[ID, KIND, SOURCE, IDS])
+    table = pq.read_table(path, columns=[ID, TEXT, KIND, SOURCE, IDS])
     scatter_file = Path(work) / "scatter" / f"{name}.parquet"
     parts.write_grouped(scatter_file, gather_pieces(table, pieces), "shard", parts.SCRATCH_PARQUET)
-    decided = _decided(table, pieces, selected, path)
+    decided = _decided(table, pieces, selected)
     ledger = Ledger("pack")
     ledger.count(decided)
     dropped_writer = parts.ParquetPartWriter(Path(out_dir) / "dropped" / f"{name}.parquet", DROPPED_SCHEMA)
@@ -77,17 +77,15 @@ def gather_pieces(table: pa.Table, pieces: pa.Table) -> pa.Table:
     })
 
 
-def _decided(table: pa.Table, pieces: pa.Table, selected: pa.Table, path: str) -> pa.Table:
-    """id, text, source and the decision of every row; the text column is read (again) only when rows
-    are dropped, since only the dropped file keeps it."""
+def _decided(table: pa.Table, pieces: pa.Table, selected: pa.Table) -> pa.Table:
+    """id, text, source and the decision of every row (the ledger counts every row's bytes from its text)."""
     n = table.num_rows
     in_output = np.bincount(pieces["row"].to_numpy(), minlength=n) > 0 if pieces.num_rows else np.zeros(n, bool)
     planned = np.zeros(n, dtype=bool)
     planned[selected["row"].to_numpy()] = True
     reason = np.where(in_output, None, np.where(planned, "pack.tail_dropped", "pack.not_selected"))
-    text = pq.read_table(path, columns=[TEXT])[TEXT] if not in_output.all() else pa.nulls(n, pa.string())
-    return pa.table({ID: table[ID], TEXT: text, SOURCE: table[SOURCE], DROP_REASON: pa.array(reason, pa.string()),
-                     DROP_DETAIL: pa.nulls(n, pa.string())})
+    return table.select([ID, TEXT, SOURCE]).append_column(DROP_REASON, pa.array(reason, pa.string())) \
+        .append_column(DROP_DETAIL, pa.nulls(n, pa.string()))
 
 
 def write_shard(index: int, scatter_files: list[str], out: str, record: str, seq_len: int, pad_id: int,

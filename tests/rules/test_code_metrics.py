@@ -40,3 +40,29 @@ def test_block_syntax_is_data_for_languages_with_comment_prefixes():
     blocks = block_comment_delimiters()
     assert blocks["python"] == (('"""', '"""'), ("'''", "'''")) and blocks["c"] == (("/*", "*/"),)
     assert set(blocks) == set(comment_prefixes())  # one table row per language
+
+
+def test_an_opener_inside_a_string_or_after_code_opens_no_block():
+    """A block opens at the start of the text or after whitespace only: `"lib/*"` and `x = "'''"` do not
+    swallow the code up to the next closer (which would feed code to language ID)."""
+    js = 'const files = glob("lib/*");\nfunction zählen(x) { return x + 1; }\n/* Count the items. */\n'
+    py = 'x = "\'\'\'"\ndef f():\n    return 1\n# Done.\n'
+    got = comment_text(pa.array([js, py]), pa.array(["JavaScript", "Python"])).to_pylist()
+    assert got == ["Count the items.", "Done."]
+
+
+def test_chunked_input_gives_the_same_texts():
+    docs, langs = list(DOCS.values()), list(DOCS)
+    whole = comment_text(pa.array(docs), pa.array(langs)).to_pylist()
+    chunked = comment_text(pa.chunked_array([docs[:2], docs[2:]], pa.large_string()), pa.chunked_array([langs[:2], langs[2:]]))
+    assert chunked.to_pylist() == whole
+
+
+def test_each_line_of_the_language_table_is_one_language():
+    """A quote in a field (VimL's comment marker is `"`) is written as CSV requires, so no row swallows
+    the next one (it once hid YAML's row)."""
+    from importlib import resources
+
+    lines = resources.files("curate.rules").joinpath("code_languages.csv").read_text("utf-8").strip().splitlines()
+    assert len(lines) - 1 == len(comment_prefixes())
+    assert comment_prefixes()["viml"] == ('"',) and comment_prefixes()["yaml"] == ("#",)

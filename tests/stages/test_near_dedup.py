@@ -191,3 +191,11 @@ def test_survivor_order_stars_forks_date_id():
     out = {r["doc"]: (r["survivor"], r["is_survivor"]) for r in N.choose_survivors(members).to_pylist()}
     assert out == {11: ("c", True), 10: ("c", False), 12: ("c", False), 13: ("c", False),
                    21: ("y", True), 20: ("y", False)}
+
+
+def test_signatures_refuse_a_document_index_outside_the_batch_and_accept_an_empty_one():
+    """The compiled loop does not check bounds, so the wrapper does; an empty batch gives empty results."""
+    with pytest.raises(ValueError, match="outside 0..1"):
+        N.signatures(np.array([0, 2]), np.array([1, 2], np.uint64), 2, 8, 1)
+    doc, h = N.shingle_hashes(pa.array([], pa.large_string()), 5, unique=False)
+    assert doc.size == h.size == 0 and N.signatures(doc, h, 0, 8, 1).shape == (0, 8)

@@ -135,6 +135,16 @@ def test_encoded_blob_and_comment_fraction():
     assert np.isnan(sig["comment_line_frac"][2])  # JSON has no comments: the comment rules never fire
 
 
+def test_comment_fraction_rules_skip_yaml():
+    """YAML has a comment marker (for comment extraction) but is data: a config without comments, or one
+    that is mostly comments, is not dropped by the comment-to-code rules; Python is."""
+    rules = ["code_min_comment_frac", "code_max_comment_frac"]
+    bare, chatty = "name: x\nversion: 1\n", "# a\n# b\n# c\n# d\n# e\nk: v\n"
+    assert reasons([bare, chatty], rules, "code", "YAML") == [None, None]
+    assert reasons(["x = 1\ny = 2\n", chatty], rules, "code", "Python") == [
+        "quality.code_min_comment_frac", "quality.code_max_comment_frac"]
+
+
 def test_html_visible_text():
     visible = "Hello there, this is visible text. " * 2
     page = f"<html><script>var x = 1;</script><body><p>{visible}</p></body></html>"
