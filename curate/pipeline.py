@@ -62,7 +62,8 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("curate", "pyarrow", "numpy", "ray", "datasketch", "tokenizers", "fasttext-numpy2-wheel", "smart_open"):
+    for pkg in ("curate", "pyarrow", "numpy", "numba", "ray", "datasketch", "tokenizers", "fasttext-numpy2-wheel",
+                "smart_open"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
