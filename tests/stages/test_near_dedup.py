@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate.recipe import NearDedupConfig
 from curate.stages import near_dedup as N
@@ -199,3 +201,23 @@ def test_signatures_refuse_a_document_index_outside_the_batch_and_accept_an_empt
         N.signatures(np.array([0, 2]), np.array([1, 2], np.uint64), 2, 8, 1)
     doc, h = N.shingle_hashes(pa.array([], pa.large_string()), 5, unique=False)
     assert doc.size == h.size == 0 and N.signatures(doc, h, 0, 8, 1).shape == (0, 8)
+
+
+# documents built from the characters that decide token boundaries: word characters either side of the ASCII
+# range, separators, and Unicode letters and digits that only the regex path knows
+_CHARS = st.sampled_from(list("aZ_9 \t\n.,(+") + ["é", "İ", "ß", "日", "٣", "\u00a0"])
+
+
+@given(st.lists(st.text(_CHARS, max_size=40), max_size=12), st.integers(1, 6))
+@settings(max_examples=150, deadline=None)
+def test_compiled_shingle_hashes_equal_the_reference_on_any_documents(docs, ngram):
+    """For any batch, ASCII or not, empty or not, and any n: each document's shingle hashes are exactly
+    the scalar hashes of `shingles(text, n)`, and its signature is datasketch's on those shingles."""
+    doc, h = N.shingle_hashes(pa.array(docs, pa.large_string()), ngram, unique=False)
+    sig = N.signatures(doc, h, len(docs), 16, 3)
+    for i, text in enumerate(docs):
+        expected = {N.shingle_hash64(s.encode()) for s in N.shingles(text, ngram)}
+        assert set(h[doc == i].tolist()) == expected
+        m = MinHash(num_perm=16, seed=3, hashfunc=N.shingle_hash32)
+        m.update_batch([s.encode() for s in N.shingles(text, ngram)])
+        assert np.array_equal(sig[i], m.hashvalues)
