@@ -11,13 +11,15 @@ after a warm-up round; the best of `repeats` rounds), so a passing load on the s
                    tokenizer per worker (the pipeline's default engine); Ray runs only during this mode
     local          the same stages in this process (LocalEngine), tokenizers' pool on every core
 Memory: each kind of worker task runs in one fresh process that runs every task of its kind in turn, as
-a Ray worker does, and reports its peak RSS (VmHWM, curate.memory); at 1x and 2x the corpus (the sources twice).
+a Ray worker does, and reports its peak RSS (VmHWM, curate.memory); at 1x and 2x the corpus (the sources twice),
+or at the scales given on the command line.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -197,11 +199,14 @@ def _run_once(recipe, workdir: Path) -> None:
     pipeline.run(pipeline.Context(recipe, workdir, LocalEngine()), ["tokenize", "pack"])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """`make bench` calls main() (memory at 1x and 2x the corpus); `python -m curate.bench.pack 1 2 4 8`
+    measures the workers' peak memory at the scales given."""
     if not Path(TOKENIZER).exists():
         print(f"pack bench: {TOKENIZER} missing (run `make setup`)")
         return
-    r = bench_pack()
+    scales = tuple(int(a) for a in argv) if argv else (1, 2)
+    r = bench_pack(scales=scales)
     raw_s = r["modes"]["raw encode_batch_fast"]["seconds"]
     print(f"tokenize + pack on {r['docs']} demo documents ({r['mb']:.1f} MB), {r['cpus']} CPUs, best of 3 "
           "interleaved rounds after a warm-up round:")
@@ -209,10 +214,10 @@ def main() -> None:
     for name, m in r["modes"].items():
         print(f"  {name:<28} {m['seconds']:>8.2f} {r['mb'] / m['seconds']:>7.2f} {m['tokens'] / m['seconds']:>10.0f} "
               f"{raw_s / m['seconds']:>6.2f}")
-    print("  peak RSS per worker process (MB), corpus 1x / 2x:")
-    for kind in r["memory"][1]:
+    print("  peak RSS per worker process (MB), corpus " + " / ".join(f"{k}x" for k in sorted(r["memory"])) + ":")
+    for kind in next(iter(r["memory"].values())):
         print(f"    {kind:<20} " + " / ".join(f"{r['memory'][s][kind]:.0f}" for s in sorted(r["memory"])))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
