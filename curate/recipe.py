@@ -110,9 +110,18 @@ class NearDedupConfig(Model):
                                  "first document (bounds the pairs of boilerplate buckets)")
     local_components_max_edges: int = Field(2_000_000, ge=0, description="up to this many verified edges, "
                                             "components run in one task; above, as distributed star rounds")
-    against: str | None = Field(None, description="WORKDIR of an earlier run: new documents that near-duplicate "
-                                "one it kept are dropped (near_dedup.indexed_duplicate); its documents are never "
-                                "touched. Needs the same ngram, num_perm, seed, bands and rows")
+    against: str | list[str] | None = Field(None, description="WORKDIR of an earlier run (or a list of them): new "
+                                            "documents that near-duplicate one it kept are dropped "
+                                            "(near_dedup.indexed_duplicate); its documents are never touched, and the "
+                                            "runs it ran against are followed. Needs the same ngram, num_perm, seed, "
+                                            "bands and rows")
+
+    @field_validator("against")
+    @classmethod
+    def _against_not_empty(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list: name an earlier run's WORKDIR, or leave `against` out")
+        return v
 
     @model_validator(mode="after")
     def _bands_rows(self) -> NearDedupConfig:

@@ -203,6 +203,66 @@ def test_against_an_earlier_run_drops_only_new_documents(tmp_path, local_engine)
     assert any("near_dedup.indexed_duplicate" in line for line in lines)
 
 
+def _indexed_truth(docs: list[str], old_kept: set[int], new_ids: set[int]) -> tuple[set[int], int]:
+    """(new documents that are indexed duplicates, number of plain duplicates) by union-find over (kept
+    old documents) + (new ones), every pair at or above 0.7 except pairs of two old documents."""
+    sets = {i: N.shingles(docs[i], 5) for i in old_kept | new_ids}
+    pairs = [(i, j) for i, j in itertools.combinations(sorted(sets), 2)
+             if not (i in old_kept and j in old_kept) and len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= 0.7]
+    comps: dict = {}
+    for node, label in union_find_reference([p[0] for p in pairs], [p[1] for p in pairs]).items():
+        comps.setdefault(label, set()).add(node)
+    return ({n for c in comps.values() if c & old_kept for n in c & new_ids},
+            sum(len(c) - 1 for c in comps.values() if not c & old_kept))
+
+
+def _kept(work) -> set[int]:
+    return {int(i.split("/d")[1]) for i in read_parts(work / "near_dedup")["id"].to_pylist()}
+
+
+def test_against_follows_the_chain_of_earlier_runs(tmp_path, local_engine):
+    """Three runs over thirds of a corpus: A; B against A; C against B, which follows B's own `against` to
+    A. C's indexed duplicates are exactly those of the union-find over (A kept + B kept + C), and listing
+    both runs (`against: [B, A]`, each directory once) gives byte-identical parts."""
+    docs = corpus(6)
+    order = random.Random(6).sample(range(len(docs)), len(docs))
+    thirds = [set(order[k::3]) for k in range(3)]
+    a_work, _ = _run_source(tmp_path, "a", {i: docs[i] for i in thirds[0]}, local_engine)
+    b_work, _ = _run_source(tmp_path, "b", {i: docs[i] for i in thirds[1]}, local_engine, against=str(a_work))
+    c_work, manifest = _run_source(tmp_path, "c", {i: docs[i] for i in thirds[2]}, local_engine, against=str(b_work))
+    assert manifest["extra"]["against"]["workdirs"] == [str(b_work), str(a_work)]
+    old_kept = _kept(a_work) | _kept(b_work)
+    want_indexed, want_plain = _indexed_truth(docs, old_kept, thirds[2])
+    first_kept = _indexed_truth(docs, _kept(b_work), thirds[2])[0]
+    assert want_indexed - first_kept  # some are duplicates of A's documents only: one level would miss them
+    dropped = read_parts(c_work / "near_dedup" / "dropped").to_pylist()
+    got = {int(r["id"].split("/d")[1]) for r in dropped if r["drop_reason"] == "near_dedup.indexed_duplicate"}
+    assert got == want_indexed
+    assert sum(r["drop_reason"] == "near_dedup.duplicate" for r in dropped) == want_plain
+    listed, _ = _run_source(tmp_path / "listed", "c", {i: docs[i] for i in thirds[2]}, local_engine,
+                            against=[str(b_work), str(a_work), str(b_work)])
+    assert read_parts(listed / "near_dedup").equals(read_parts(c_work / "near_dedup"))
+    assert read_parts(listed / "near_dedup" / "dropped").equals(read_parts(c_work / "near_dedup" / "dropped"))
+
+
+def test_against_refuses_a_chain_with_a_missing_link(tmp_path, local_engine):
+    import shutil
+
+    from curate.errors import RecipeError
+    from curate.recipe import NearDedupConfig
+    from curate.workers.near_dedup import load_index
+
+    docs = corpus(7)[:40]
+    a_work, _ = _run_source(tmp_path, "a", dict(enumerate(docs[:20])), local_engine)
+    b_work, _ = _run_source(tmp_path, "b", {i + 20: d for i, d in enumerate(docs[20:])}, local_engine, against=str(a_work))
+    shutil.rmtree(a_work)
+    with pytest.raises(RecipeError, match=rf"near_dedup.against: {b_work} -> {a_work} \(its own near_dedup.against\): "
+                                          "no finished near_dedup"):
+        load_index(NearDedupConfig(against=str(b_work)), tmp_path / "c")
+    with pytest.raises(ValueError, match="an empty list"):
+        NearDedupConfig(against=[])
+
+
 def test_against_refuses_an_incomparable_or_missing_index(tmp_path, local_engine):
     from curate.errors import RecipeError
     from curate.recipe import NearDedupConfig
@@ -235,7 +295,7 @@ def test_index_rows_never_cut_pairs_among_new_documents(tmp_path):
 
     bands(tmp_path / "new.parquet", [1, 2, 3])
     bands(tmp_path / "old.parquet", [10, 11, 12])
-    index = W.Index(str(tmp_path), bands=(str(tmp_path / "old.parquet"),), payload=(), docs=(), survivors=(),
+    index = W.Index((str(tmp_path),), bands=((str(tmp_path / "old.parquet"), 0),), payload=(), docs=(), survivors=(),
                     fingerprint="")
     buckets = list(range(256))
     W.candidates_range([str(tmp_path / "new.parquet")], buckets, str(tmp_path / "plain.parquet"), 3)

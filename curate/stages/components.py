@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.stages.near_dedup import INDEX_FLAG, fmix64
+from curate.stages.near_dedup import INDEX_BITS, fmix64
 
 NODE_BUCKETS = 256
 
 
 def node_bucket(nodes: np.ndarray) -> np.ndarray:
     """The shuffle bucket of a node id (a hash, so consecutive ids spread over all buckets). The index flag
-    is ignored, so an earlier run's files, grouped by its unflagged ids, are read by the same buckets."""
-    return (fmix64((nodes & ~INDEX_FLAG).astype(np.uint64)) >> np.uint64(56)).astype(np.int32)
+    and level are ignored, so an earlier run's files, grouped by its unflagged ids, are read by the same
+    buckets."""
+    return (fmix64((nodes & ~INDEX_BITS).astype(np.uint64)) >> np.uint64(56)).astype(np.int32)
 
 
 def unique_edges(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -352,12 +352,21 @@ def _first(meta: dict, keys: tuple, default):
 
 
 # A document of an earlier run's signature index (`near_dedup.against`) has this bit set in its node id, so
-# it never collides with this run's (part << 32 | row) ids and sorts after every one of them.
+# it never collides with this run's (part << 32 | row) ids and sorts after every one of them; bits 56-61
+# hold which earlier run (its level), so two earlier runs' ids never collide either. A run's part index
+# must then fit in the 24 bits left between the row (bits 0-31) and the level.
 INDEX_FLAG = np.int64(1 << 62)
+LEVEL_SHIFT, MAX_LEVELS, MAX_INDEXED_PARTS = 56, 64, 1 << 24
+INDEX_BITS = INDEX_FLAG | np.int64((MAX_LEVELS - 1) << LEVEL_SHIFT)  # what shuffle buckets ignore
 
 
 def in_index(nodes: np.ndarray) -> np.ndarray:
     return (nodes & INDEX_FLAG) != 0
+
+
+def index_nodes(nodes: np.ndarray, level: int) -> np.ndarray:
+    """The ids an earlier run's own (unflagged) node ids get in this run: the flag and its level."""
+    return nodes | INDEX_FLAG | np.int64(level << LEVEL_SHIFT)
 
 
 def choose_survivors(members: pa.Table) -> pa.Table:

@@ -51,16 +51,17 @@ def _once(out: str, fn: Callable[[], dict]) -> dict:
     return result
 
 
-def _read(files: list[str], buckets: list[int], indexed: Sequence[str] = (),
+def _read(files: list[str], buckets: list[int], indexed: Sequence[tuple[str, int]] = (),
           where: Callable[[pa.Table], pa.Table] | None = None) -> pa.Table | None:
-    """The groups `buckets` of `files`, and of an earlier run's index files `indexed` with their node ids
-    flagged (N.INDEX_FLAG). An index is as large as the earlier run, so its files are read one group (one
-    bucket of one part) at a time and cut down by `where` at once: memory holds the rows kept, not the
-    index's share of the range. Columns one side lacks (an index built with verify: signature) are null."""
+    """The groups `buckets` of `files`, and of earlier runs' index files `indexed` ((path, level) pairs)
+    with their node ids flagged (N.index_nodes). An index is as large as the earlier run, so its files are
+    read one group (one bucket of one part) at a time and cut down by `where` at once: memory holds the
+    rows kept, not the index's share of the range. Columns one side lacks (an index built with verify:
+    signature) are null."""
     tables = [parts.read_groups(f, buckets) for f in files]
-    for f in indexed:
+    for f, level in indexed:
         for group in parts.iter_groups(f, buckets):
-            group = _flagged(group)
+            group = _flagged(group, level)
             tables.append(where(group) if where is not None else group)
     tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
     return pa.concat_tables(tables, promote_options="default") if tables else None
@@ -70,9 +71,9 @@ def _doc_in(docs: pa.Array) -> Callable[[pa.Table], pa.Table]:
     return lambda t: t.filter(pc.is_in(t["doc"], value_set=docs))
 
 
-def _flagged(t: pa.Table) -> pa.Table:
+def _flagged(t: pa.Table, level: int) -> pa.Table:
     i = t.schema.get_field_index("doc")
-    return t.set_column(i, "doc", pa.array(t["doc"].to_numpy() | N.INDEX_FLAG, pa.int64())) if t.num_rows else t
+    return t.set_column(i, "doc", pa.array(N.index_nodes(t["doc"].to_numpy(), level), pa.int64())) if t.num_rows else t
 
 
 def _write(out: str, table: pa.Table, key_column: str | None = None, key: np.ndarray | None = None) -> None:
@@ -84,24 +85,27 @@ def _write(out: str, table: pa.Table, key_column: str | None = None, key: np.nda
 # ---------------------------------------------------------------------------------------------- index
 @dataclass(frozen=True)
 class Index:
-    """The signature index an earlier run's near_dedup left in its WORKDIR/near_dedup/_work: band rows,
-    shingle payloads and ranking fields of its documents (`near_dedup.against`). Its files are grouped by
-    the same buckets as this run's, so each phase reads the same bucket range of both."""
+    """The signature indexes earlier runs' near_dedup left in their WORKDIR/near_dedup/_work: band rows,
+    shingle payloads, ranking fields and survivors of their documents (`near_dedup.against`). Level k is
+    workdirs[k]: the runs named, then the runs each of them ran against, followed. Files are (path, level)
+    pairs; a level's documents get node ids flagged with its level (N.index_nodes). Every file is grouped
+    by the same buckets as this run's, so each phase reads the same bucket range of all of them."""
 
-    workdir: str
-    bands: tuple[str, ...]
-    payload: tuple[str, ...]
-    docs: tuple[str, ...]
-    survivors: tuple[str, ...]
-    fingerprint: str  # the earlier run's near_dedup output fingerprint: a changed index changes this stage
-    docs_in_index: int = 0  # its documents with shingles (they join this run's bucket ranges)
+    workdirs: tuple[str, ...]
+    bands: tuple[tuple[str, int], ...]
+    payload: tuple[tuple[str, int], ...]
+    docs: tuple[tuple[str, int], ...]
+    survivors: tuple[tuple[str, int], ...]
+    fingerprint: str  # the earlier runs' near_dedup output fingerprints: a changed index changes this stage
+    docs_in_index: int = 0  # their documents with shingles (they join this run's bucket ranges)
 
     def dropped_nodes(self) -> pa.Array:
-        """Flagged ids of the documents that run dropped as near duplicates: not matched against."""
-        found = [pq.read_table(f, columns=["doc", "is_survivor"]) for f in self.survivors]
-        found = [t.filter(pc.invert(t["is_survivor"])) for t in found]
-        ids = np.concatenate([t["doc"].to_numpy() for t in found]) if found else np.zeros(0, np.int64)
-        return pa.array(ids | N.INDEX_FLAG, pa.int64())
+        """Flagged ids of the documents those runs dropped as near duplicates: not matched against."""
+        ids = [np.zeros(0, np.int64)]
+        for f, level in self.survivors:
+            t = pq.read_table(f, columns=["doc", "is_survivor"])
+            ids.append(N.index_nodes(t.filter(pc.invert(t["is_survivor"]))["doc"].to_numpy(), level))
+        return pa.array(np.concatenate(ids), pa.int64())
 
 
 COMPATIBLE = ("ngram", "num_perm", "seed")  # with (bands, rows): what makes two runs' band keys comparable
@@ -111,14 +115,40 @@ INDEX_FORMAT = 2
 
 
 def load_index(cfg, workdir: str | Path) -> Index | None:
-    """The index named by `near_dedup.against`, checked: an earlier, finished near_dedup whose signatures
-    and bands are comparable with this recipe's. Refused with the field path otherwise (exit 2)."""
+    """The indexes named by `near_dedup.against` and, followed, the ones each of those ran against (each
+    directory once), checked: earlier, finished near_dedup runs whose signatures and bands are comparable
+    with this recipe's. Refused with the field path (and the chain that led there) otherwise (exit 2)."""
     if cfg.against is None:
         return None
-    where = Path(cfg.against)
-    stage = where / "near_dedup"
-    field = f"near_dedup.against: {cfg.against}"
-    if where.resolve() == Path(workdir).resolve():
+    queue = [(str(w), f"near_dedup.against: {w}") for w in _as_list(cfg.against)]
+    levels, seen = [], set()
+    while queue:
+        where, field = queue.pop(0)
+        if Path(where).resolve() in seen:
+            continue
+        seen.add(Path(where).resolve())
+        if len(levels) == N.MAX_LEVELS:
+            raise RecipeError(f"{field}: more than {N.MAX_LEVELS} earlier runs in the chain")
+        files, manifest = _load_level(cfg, where, field, workdir)
+        levels.append((where, files, manifest))
+        own = manifest.get("config", {}).get("against")
+        queue += [(str(w), f"{field} -> {w} (its own near_dedup.against)") for w in _as_list(own)]
+    def pick(kind: str) -> tuple[tuple[str, int], ...]:
+        return tuple((f, level) for level, (_, files, _) in enumerate(levels) for f in files[kind])
+
+    size = sum(m["extra"].get("docs", 0) - m["extra"].get("no_shingles", 0) for _, _, m in levels)
+    return Index(tuple(w for w, _, _ in levels), pick("bands"), pick("payload"), pick("docs"), pick("survivors"),
+                 fingerprint="|".join(m.get("output_fingerprint", "") for _, _, m in levels), docs_in_index=size)
+
+
+def _as_list(against) -> list[str]:
+    return [] if against is None else [against] if isinstance(against, str) else list(against)
+
+
+def _load_level(cfg, where: str, field: str, workdir: str | Path) -> tuple[dict[str, tuple[str, ...]], dict]:
+    """One earlier run's index files by kind, and its near_dedup manifest, after every check."""
+    stage = Path(where) / "near_dedup"
+    if Path(where).resolve() == Path(workdir).resolve():
         raise RecipeError(f"{field}: is this run's own work directory; name an earlier run's")
     try:
         manifest = json.loads((stage / "_manifest.json").read_text())
@@ -137,6 +167,8 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
         raise RecipeError(f"{field}: verify: signature needs an index built with verify: signature")
     work = stage / "_work"
     names = [p.removesuffix(".parquet") for p in manifest.get("parts", [])]
+    if names and max(parts.part_index(n) for n in names) >= N.MAX_INDEXED_PARTS:
+        raise RecipeError(f"{field}: has more than {N.MAX_INDEXED_PARTS} parts, more than an index can address")
     files = {kind: tuple(str(work / kind / f"{n}.parquet") for n in names) for kind in ("bands", "payload", "docs")}
     missing = [f for fs in files.values() for f in fs if not Path(f).is_file()]
     if missing:
@@ -144,9 +176,7 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
     survivors = tuple(str(f) for f in sorted((work / "survivors").glob("survivors-*.parquet")))
     if not survivors or any(not Path(f + ".json").is_file() for f in survivors):
         raise RecipeError(f"{field}: the index is incomplete (its survivors in {work / 'survivors'} are missing)")
-    size = manifest["extra"].get("docs", 0) - manifest["extra"].get("no_shingles", 0)
-    return Index(str(where), survivors=survivors, fingerprint=manifest.get("output_fingerprint", ""), docs_in_index=size,
-                 **files)
+    return files | {"survivors": survivors}, manifest
 
 
 # ---------------------------------------------------------------------------------------------- signatures
@@ -473,7 +503,8 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
     extra["phase_seconds"] = clock.laps
     if index is not None:
-        extra["against"] = {"workdir": index.workdir, "fingerprint": index.fingerprint,
+        extra["against"] = {"workdir": index.workdirs[0], "workdirs": list(index.workdirs),
+                            "fingerprint": index.fingerprint,
                             "indexed_duplicates": sum(x["indexed_duplicates"] for x in survivors.results)}
     return {"survivors_dir": f"{work}/survivors"}, extra
 
