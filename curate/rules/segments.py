@@ -25,6 +25,26 @@ WHITESPACE = (r"[\t\n\x{0b}\f\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a
               r"\x{202f}\x{205f}\x{3000}]+")
 
 
+def split_whitespace(values: pa.Array) -> pa.Array:
+    """Each string's `str.split()` pieces (with "" where whitespace leads or trails). Lines of ASCII
+    without the separators \\x1c-\\x1f (which Python counts as whitespace and Arrow's ASCII split does
+    not) take Arrow's ascii_split_whitespace, 5x faster than the regex split the other lines take."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    plain = pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+    data = values.buffers()[2]
+    if plain.any() and data is not None and ((np.frombuffer(data, np.uint8) - np.uint8(0x1C)) < 4).any():
+        plain &= ~pc.fill_null(pc.match_substring_regex(values, "[\\x1c-\\x1f]"), False).to_numpy(zero_copy_only=False)
+    if plain.all():
+        return pc.ascii_split_whitespace(values)
+    if not plain.any():
+        return pc.split_pattern_regex(values, WHITESPACE)
+    rows = [np.flatnonzero(plain), np.flatnonzero(~plain)]
+    pieces = [pc.ascii_split_whitespace(values.filter(pa.array(plain))),
+              pc.split_pattern_regex(values.filter(pa.array(~plain)), WHITESPACE)]
+    back = np.argsort(np.concatenate(rows), kind="stable")
+    return pa.concat_arrays(pieces).take(pa.array(back))
+
+
 def char_lengths(values: pa.Array) -> np.ndarray:
     """Characters (code points) per string; the byte length when every string is ASCII (same value, and
     `binary_length` reads only the offsets)."""
@@ -126,7 +146,7 @@ class Tokens(Coded):
 
     @classmethod
     def of_lines(cls, lines: Segments) -> Tokens:
-        lists = pc.split_pattern_regex(lines.values, WHITESPACE)
+        lists = split_whitespace(lines.values)
         values = pc.list_flatten(lists)
         line = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
         keep = pc.binary_length(values).to_numpy(zero_copy_only=False) > 0  # "" around leading/trailing space
