@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.rules.segments import split_lines
+from curate.rules.segments import in_row_order, split_lines
 from curate.rules.table import block_comment_delimiters, comment_prefixes
 from curate.rules.text_metrics import _ratio
 
@@ -87,7 +87,7 @@ def _prefix_pattern(prefixes) -> str:
 def comment_lines(lines, langs: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(per line: it starts with a comment prefix of its document's language; per document: the language
     has a known comment syntax). One regex pass per language of the batch."""
-    lang_lower = pc.utf8_lower(pc.fill_null(langs.cast(pa.string()), "")).to_numpy(zero_copy_only=False)
+    lang_lower = _lang_keys(langs)
     comment = np.zeros(len(lines.doc), dtype=bool)
     known = np.zeros(len(langs), dtype=bool)
     table = comment_prefixes()
@@ -123,8 +123,7 @@ def block_comments(texts: pa.Array, langs: pa.Array) -> tuple[pa.Array, pa.Array
     start of the text or after whitespace, so an opener inside a string (`"lib/*"`, `x = "'''"`) or
     right after code does not swallow the code up to the next closer. One regex pass per language of the
     batch; documents of a language without blocks keep their text and get ""."""
-    texts = _plain(texts)
-    lang_lower = pc.utf8_lower(pc.fill_null(_plain(langs).cast(pa.string()), "")).to_numpy(zero_copy_only=False)
+    texts, lang_lower = _plain(texts), _lang_keys(langs)
     order, bodies, rests = [], [], []
     plain = np.ones(len(texts), dtype=bool)
     for lang in np.unique(lang_lower):
@@ -141,8 +140,12 @@ def block_comments(texts: pa.Array, langs: pa.Array) -> tuple[pa.Array, pa.Array
     order.append(rows)
     bodies.append(pa.array([""] * rows.size, pa.string()))
     rests.append(texts.take(pa.array(rows)))
-    back = pa.array(np.argsort(np.concatenate(order), kind="stable"))
-    return pa.concat_arrays(bodies).take(back), pa.concat_arrays(rests).take(back)
+    return in_row_order(order, bodies, rests)
+
+
+def _lang_keys(langs) -> np.ndarray:
+    """The `lang` column lower-cased, "" for null: the keys of the per-language tables."""
+    return pc.utf8_lower(pc.fill_null(_plain(langs).cast(pa.string()), "")).to_numpy(zero_copy_only=False)
 
 
 def _plain(arr) -> pa.Array:
@@ -174,7 +177,7 @@ def _join_by_doc(values: pa.Array, doc: np.ndarray, n: int) -> pa.Array:
 
 def _html_signals(texts: pa.Array, chars: np.ndarray, langs: pa.Array) -> dict[str, np.ndarray]:
     visible = np.full(len(texts), np.nan)
-    is_html = _num(pc.equal(pc.utf8_lower(pc.fill_null(langs.cast(pa.string()), "")), "html")).astype(bool)
+    is_html = _lang_keys(langs) == "html"
     if is_html.any():
         html = texts.filter(pa.array(is_html))
         stripped = pc.replace_substring_regex(html, r"(?is)<(script|style)\b.*?</(script|style)\s*>", " ")

@@ -41,8 +41,14 @@ def split_whitespace(values: pa.Array) -> pa.Array:
     rows = [np.flatnonzero(plain), np.flatnonzero(~plain)]
     pieces = [pc.ascii_split_whitespace(values.filter(pa.array(plain))),
               pc.split_pattern_regex(values.filter(pa.array(~plain)), WHITESPACE)]
-    back = np.argsort(np.concatenate(rows), kind="stable")
-    return pa.concat_arrays(pieces).take(pa.array(back))
+    return in_row_order(rows, pieces)[0]
+
+
+def in_row_order(rows: list[np.ndarray], *columns: list[pa.Array]) -> tuple[pa.Array, ...]:
+    """Arrays computed group by group put back in row order: group k covers the rows `rows[k]` and gave
+    `column[k]` for each of `columns` (every row in exactly one group)."""
+    back = pa.array(np.argsort(np.concatenate(rows), kind="stable"))
+    return tuple(pa.concat_arrays(column).take(back) for column in columns)
 
 
 def char_lengths(values: pa.Array) -> np.ndarray:

@@ -44,8 +44,10 @@ from curate.schema import DROP_DETAIL, DROP_REASON, ID, META, TEXT
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _WORDS = re.compile(r"\w+")  # "split on \W+ and drop empty tokens" is exactly "the runs of \w"
 _U64 = np.uint64
-_M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-_K_SHINGLE, _K_BAND = _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)  # K_SHINGLE in near_dedup_kernels too
+# the hash constants, shared with the compiled loops (near_dedup_kernels imports them): MurmurHash3's fmix64
+# multipliers, and the seeds that combine tokens into shingles and band values into band keys
+FMIX_M1, FMIX_M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
+K_SHINGLE, _K_BAND = _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)
 _MASK64 = (1 << 64) - 1
 
 
@@ -53,14 +55,14 @@ _MASK64 = (1 << 64) - 1
 def fmix64(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finalizer: a bijective avalanche on uint64 arrays (wrapping arithmetic)."""
     h = h ^ (h >> _U64(33))
-    h = h * _M1
+    h = h * FMIX_M1
     h = h ^ (h >> _U64(33))
-    h = h * _M2
+    h = h * FMIX_M2
     return h ^ (h >> _U64(33))
 
 
 def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray:
-    return fmix64(h * _K_SHINGLE + token)
+    return fmix64(h * K_SHINGLE + token)
 
 
 def token_hash64(token: bytes) -> int:
@@ -70,14 +72,14 @@ def token_hash64(token: bytes) -> int:
     total = 0
     for i, byte in enumerate(token):
         total = (total + _fmix64_int(byte | (i << 8))) & _MASK64
-    return _fmix64_int(total ^ ((len(token) * int(_K_SHINGLE)) & _MASK64))
+    return _fmix64_int(total ^ ((len(token) * int(K_SHINGLE)) & _MASK64))
 
 
 def shingle_hash64(shingle: bytes) -> int:
     """The 64-bit hash of one shingle (its tokens joined by one space), as `shingle_hashes` computes it."""
     h = 0
     for token in shingle.split(b" "):
-        h = _fmix64_int((h * int(_K_SHINGLE) + token_hash64(token)) & _MASK64)
+        h = _fmix64_int((h * int(K_SHINGLE) + token_hash64(token)) & _MASK64)
     return h
 
 

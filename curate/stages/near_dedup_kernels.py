@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from curate.stages.near_dedup import FMIX_M1, FMIX_M2, K_SHINGLE
+
 _U64 = np.uint64
-_M1, _M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-K_SHINGLE = _U64(0xD6E8FEB86659FD93)
 _LOW32 = _U64(0xFFFFFFFF)
 _S8, _S13, _S16, _S33 = _U64(8), _U64(13), _U64(16), _U64(33)
 
@@ -38,9 +38,9 @@ ASCII_LOWER[65:91] += 32  # and str.lower() on ASCII maps only A-Z
 @njit(inline="always")
 def _fmix64(h):
     h ^= h >> _S33
-    h *= _M1
+    h *= FMIX_M1
     h ^= h >> _S33
-    h *= _M2
+    h *= FMIX_M2
     return h ^ (h >> _S33)
 
 

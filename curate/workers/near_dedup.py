@@ -133,6 +133,7 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
         levels.append((where, files, manifest))
         own = manifest.get("config", {}).get("against")
         queue += [(str(w), f"{field} -> {w} (its own near_dedup.against)") for w in _as_list(own)]
+
     def pick(kind: str) -> tuple[tuple[str, int], ...]:
         return tuple((f, level) for level, (_, files, _) in enumerate(levels) for f in files[kind])
 
@@ -319,8 +320,7 @@ def verify_right(left_files: list[str], buckets: list[int], payload_files: list[
     def run() -> dict:
         t = _read(left_files, buckets)
         if t is None or t.num_rows == 0:
-            parts.write_grouped(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64()),
-                                               "bucket": pa.array([], pa.int32())}), "bucket")
+            _write(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64())}), "u")
             return {"candidates": 0, "edges": 0, "audit": []}
         where = _doc_in(pc.unique(t["v"])) if index is not None else None  # only the indexed v's of these pairs
         payload = _read(payload_files, buckets, index.payload if index else (), where=where)
