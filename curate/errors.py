@@ -48,3 +48,12 @@ class StageError(CurateError):
     """A stage cannot complete (a conservation violation, a failed task); the run aborts."""
 
     exit_code = 1
+
+
+def did_you_mean(word: str, choices, cutoff: float = 0.6) -> str:
+    """`; did you mean 'x'?` for the closest of `choices`, or "" when none is close: for messages that name a
+    mistyped key, rule, profile or language."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -16,60 +16,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
-from curate.errors import RecipeError
+from curate.errors import RecipeError, did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------------------------------------- sources
-class _SourceBase(Model):
-    name: str = Field(pattern=NAME_PATTERN, description="unique source name; prefix of every document id")
-    kind: Literal["code", "text"]
-    paths: list[str] = Field(min_length=1, description="files, globs (`**` recurses) or URIs")
-    lang: str | None = Field(None, description="language given to every document that has none")
-
-
-class JsonlSource(_SourceBase):
-    """JSON lines, optionally `.gz` / `.zst` compressed (inferred from the file name)."""
-
-    format: Literal["jsonl"]
-    text_field: str = "text"
-    id_field: str | None = None
-    lang_field: str | None = None
-    path_field: str | None = None
-    meta_fields: list[str] = []
-
-
-class TableSource(_SourceBase):
-    """Parquet or Arrow IPC (file or stream) tables, e.g. The Stack's parquet layout."""
-
-    format: Literal["parquet", "arrow"]
-    text_field: str = "text"
-    id_field: str | None = None
-    lang_field: str | None = None
-    path_field: str | None = None
-    meta_fields: list[str] = []
-
-
-class CodeTreeSource(_SourceBase):
-    """A directory of source files; the language comes from the extension map."""
-
-    format: Literal["code-tree"]
-    extensions: dict[str, str] | None = Field(
-        None, description="extension -> language overrides/additions, e.g. {'.pyx': 'Cython'}"
-    )
-    include_unknown: bool = Field(
-        False, description="also read files whose extension is not in the map (lang null)"
-    )
-
-
-Source = Annotated[JsonlSource | TableSource | CodeTreeSource, Field(discriminator="format")]
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -155,6 +111,11 @@ class LanguageConfig(Model):
     code_comments: CodeCommentsConfig | None = Field(
         None, description="when set, code whose comments are confidently in a language outside "
         "code_comments.keep is dropped (language.comment_not_kept); default: off")
+    identify: bool = Field(True, description="false: trust the source's `lang` / `lang_field` and run no language ID "
+                           "on its text (lang_score null); for sources that are in one language by construction")
+    mask_markup: bool = Field(True, description="identify the prose only: code blocks, LaTeX commands and math, "
+                              "wikitext templates and tables, HTML tags and URLs are blanked in the string given to "
+                              "the model (the kept text is unchanged)")
 
 
 class QualityClassifierConfig(Model):
@@ -164,25 +125,42 @@ class QualityClassifierConfig(Model):
     max_chars: int = Field(10_000, ge=1, description="documents are scored on their first max_chars characters")
 
 
+class QualityProfileConfig(Model):
+    """A recipe's own profile: another profile's rules, with rules added or removed and thresholds changed."""
+
+    base: str = Field(description="the profile this one starts from (built-in or another of the recipe's)")
+    enable: list[str] = Field([], description="rule ids added to the base's rules")
+    disable: list[str] = Field([], description="rule ids removed from the base's rules")
+    thresholds: dict[str, float] = Field({}, description="rule id -> threshold within this profile")
+
+
 class QualityConfig(Model):
+    profile: str | None = Field(None, description="the rule profile (curate/rules/quality_profiles.csv: web, curated, "
+                                "code, code-strict, none; or one of `profiles`); default: web for text, code for code")
+    profiles: dict[str, QualityProfileConfig] = Field({}, description="the recipe's own profiles, by name")
     thresholds: dict[str, float] = Field(
-        {}, description="rule id -> threshold, overriding the published default of curate/rules/quality_rules.csv")
+        {}, description="rule id -> threshold, overriding the profile's (and the published default of "
+        "curate/rules/quality_rules.csv)")
     disable: list[str] = Field([], description="rule ids not applied (their signals are still recorded)")
     classifier: QualityClassifierConfig | None = Field(None, description="optional fastText quality classifier")
 
     @model_validator(mode="after")
     def _known_rules(self) -> QualityConfig:
-        import difflib
-
+        from curate.rules.profiles import profile_errors
         from curate.rules.table import rule_ids
 
-        ids = rule_ids()
         named = [(f"quality.thresholds.{k}", k) for k in self.thresholds]
         named += [(f"quality.disable[{i}]", k) for i, k in enumerate(self.disable)]
+        for name, p in self.profiles.items():
+            named += [(f"quality.profiles.{name}.enable[{i}]", k) for i, k in enumerate(p.enable)]
+            named += [(f"quality.profiles.{name}.disable[{i}]", k) for i, k in enumerate(p.disable)]
+            named += [(f"quality.profiles.{name}.thresholds.{k}", k) for k in p.thresholds]
         for where, rid in named:
-            if rid not in ids:
-                close = difflib.get_close_matches(rid, ids, n=1)
-                raise ValueError(f"{where}: unknown rule {rid!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+            if rid not in rule_ids():
+                raise ValueError(f"{where}: unknown rule {rid!r}{did_you_mean(rid, rule_ids())}")
+        errors = profile_errors(self.profile, self.profiles)
+        if errors:
+            raise ValueError(errors[0])
         return self
 
 
@@ -232,8 +210,102 @@ class PackConfig(Model):
         return value
 
 
+# ---------------------------------------------------------------------------------------------- overrides
+def _override_model(config: type[Model], name: str) -> type[Model]:
+    """`config`'s keys, each optional and unset by default: a source's partial section. Constraints stay
+    (a source's `min_score: 2` is refused at its own path); cross-key rules are checked on the merged section."""
+    fields = {name: (f.annotation | None, FieldInfo.merge_field_infos(f, default=None))
+              for name, f in config.model_fields.items()}
+    return create_model(name, __base__=Model, __module__=__name__, **fields)
+
+
+IngestOverride = _override_model(IngestConfig, "IngestOverride")
+LanguageOverride = _override_model(LanguageConfig, "LanguageOverride")
+QualityOverride = _override_model(QualityConfig, "QualityOverride")
+
+
+# ---------------------------------------------------------------------------------------------- sources
+#: Row stages read their settings per source: the top-level section, overridden key by key by the same
+#: section under the source. Global stages compare or mix documents across sources and take no such section.
+ROW_SECTIONS = ("ingest", "language", "quality")
+GLOBAL_SECTIONS = ("exact_dedup", "near_dedup", "tokenize", "pack")
+_WHY_GLOBAL = {
+    "exact_dedup": "it compares documents across sources",
+    "near_dedup": "it compares documents across sources",
+    "tokenize": "every source must be tokenized alike for one training run",
+    "pack": "it mixes documents across sources; per source, use pack.source_weights and pack.max_epochs",
+}
+
+
+class _SourceBase(Model):
+    name: str = Field(pattern=NAME_PATTERN, description="unique source name; prefix of every document id")
+    kind: Literal["code", "text"]
+    paths: list[str] = Field(min_length=1, description="files, globs (`**` recurses) or URIs")
+    lang: str | None = Field(None, description="language given to every document that has none")
+    # per-source overrides of the row stages: any subset of the top-level section's keys
+    ingest: IngestOverride | None = Field(None, description="this source's ingest keys (any subset of the top level's)")
+    language: LanguageOverride | None = Field(None, description="this source's language keys")
+    quality: QualityOverride | None = Field(None, description="this source's quality keys (not `profiles`)")
+    exact_dedup: Any = Field(None, exclude=True)
+    near_dedup: Any = Field(None, exclude=True)
+    tokenize: Any = Field(None, exclude=True)
+    pack: Any = Field(None, exclude=True)
+
+    @field_validator(*GLOBAL_SECTIONS)
+    @classmethod
+    def _no_global_section(cls, value: Any, info) -> Any:
+        if value is not None:
+            raise ValueError(f"a global stage takes no per-source section ({_WHY_GLOBAL[info.field_name]}); "
+                             f"set {info.field_name} at the top level")
+        return value
+
+    def overrides(self, stage: str) -> dict:
+        """The keys this source sets for a row stage (an empty dict when it sets none)."""
+        section = getattr(self, stage)
+        return {} if section is None else section.model_dump(exclude_unset=True)
+
+
+class JsonlSource(_SourceBase):
+    """JSON lines, optionally `.gz` / `.zst` compressed (inferred from the file name)."""
+
+    format: Literal["jsonl"]
+    text_field: str = "text"
+    id_field: str | None = None
+    lang_field: str | None = None
+    path_field: str | None = None
+    meta_fields: list[str] = []
+
+
+class TableSource(_SourceBase):
+    """Parquet or Arrow IPC (file or stream) tables, e.g. The Stack's parquet layout."""
+
+    format: Literal["parquet", "arrow"]
+    text_field: str = "text"
+    id_field: str | None = None
+    lang_field: str | None = None
+    path_field: str | None = None
+    meta_fields: list[str] = []
+
+
+class CodeTreeSource(_SourceBase):
+    """A directory of source files; the language comes from the extension map."""
+
+    format: Literal["code-tree"]
+    extensions: dict[str, str] | None = Field(
+        None, description="extension -> language overrides/additions, e.g. {'.pyx': 'Cython'}"
+    )
+    include_unknown: bool = Field(
+        False, description="also read files whose extension is not in the map (lang null)"
+    )
+
+
+Source = Annotated[JsonlSource | TableSource | CodeTreeSource, Field(discriminator="format")]
+
+
 # ---------------------------------------------------------------------------------------------- recipe
 class Recipe(Model):
+    _settings: dict = PrivateAttr(default_factory=dict)  # (stage, source) -> effective section
+
     name: str = Field(pattern=NAME_PATTERN)
     workdir: str | None = Field(None, description="default: work/<name>; `--workdir` overrides")
     seed: int = Field(0, ge=0)
@@ -269,8 +341,82 @@ class Recipe(Model):
                     raise ValueError(f"pack.{key}.{name}: no source named {name!r}")
         return self
 
+    @model_validator(mode="after")
+    def _source_settings(self) -> Recipe:
+        """Each source's effective row-stage sections (top level overridden by the source's keys) are valid as
+        a whole, and computed once: `settings(stage, source)` returns them."""
+        for i, source in enumerate(self.sources):
+            for stage in ROW_SECTIONS:
+                self._settings[(stage, source.name)] = self._merged(stage, source, i)
+            self._check_identify(source, i)
+            self._check_profile(source, i)
+        return self
+
+    def _merged(self, stage: str, source, i: int) -> Model:
+        over = source.overrides(stage)
+        top = self.section(stage)
+        if not over:
+            return top
+        if stage == "quality" and "profiles" in over:
+            raise ValueError(f"sources[{i}].quality.profiles: profiles are defined at the top level "
+                             "(quality.profiles); a source picks one with `profile`")
+        try:
+            return type(top).model_validate({**top.model_dump(), **over})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = err["msg"].removeprefix("Value error, ")
+            if msg.startswith(f"{stage}.") and ": " in msg:  # a section validator named the field itself
+                raise ValueError(f"sources[{i}].{msg}") from None
+            raise ValueError(f"sources[{i}].{stage}.{field_path(list(err['loc']))}: {msg}") from None
+
+    def _check_identify(self, source, i: int) -> None:
+        if source.kind != "text" or self.settings("language", source.name).identify:
+            return
+        if source.lang is None and getattr(source, "lang_field", None) is None:
+            where = (f"sources[{i}].language.identify" if "identify" in source.overrides("language")
+                     else f"language.identify (applies to sources[{i}] {source.name!r})")
+            raise ValueError(f"{where}: false needs the source's language: set sources[{i}].lang (e.g. en) or "
+                             f"sources[{i}].lang_field")
+
+    def _check_profile(self, source, i: int) -> None:
+        from curate.rules.profiles import profile_kinds
+
+        cfg = self.settings("quality", source.name)
+        name = self.quality_profile(source.name)
+        if name != "none" and source.kind not in profile_kinds(name, cfg.profiles):
+            where = (f"sources[{i}].quality.profile" if "profile" in source.overrides("quality")
+                     else f"quality.profile (applies to sources[{i}] {source.name!r})")
+            raise ValueError(f"{where}: profile {name!r} has no rule for {source.kind} documents; pick a "
+                             f"{source.kind} profile (or none) for this source")
+
     def source(self, name: str) -> JsonlSource | TableSource | CodeTreeSource:
         return next(s for s in self.sources if s.name == name)
+
+    def settings(self, stage: str, source: str | None) -> Model:
+        """A row stage's effective section for one source: the source's keys, else the top level's, else
+        the defaults (None: the top level's section)."""
+        return self.section(stage) if source is None else self._settings[(stage, source)]
+
+    def quality_profile(self, source: str, kind: str | None = None) -> str:
+        """The quality profile a source's documents get: its own, else the top level's, else by kind."""
+        from curate.rules.profiles import DEFAULT_PROFILE
+
+        return self.settings("quality", source).profile or DEFAULT_PROFILE[kind or self.source(source).kind]
+
+    def effective_settings(self, stage: str) -> dict[str, dict]:
+        """Per source, the keys of a row stage's effective section that differ from the defaults (plus the
+        quality profile and language `identify`, always shown): what `--dry-run` and the stats report print."""
+        defaults = type(self.section(stage))().model_dump(mode="json")
+        out = {}
+        for source in self.sources:
+            eff = self.settings(stage, source.name).model_dump(mode="json")
+            shown = {k: v for k, v in eff.items() if v != defaults.get(k) and k != "profiles"}
+            if stage == "quality":
+                shown["profile"] = self.quality_profile(source.name)
+            if stage == "language" and source.kind == "text":
+                shown["identify"] = eff["identify"]
+            out[source.name] = shown
+        return out
 
     @property
     def default_workdir(self) -> str:
@@ -283,14 +429,16 @@ class Recipe(Model):
         return sha256_json(self.model_dump(mode="json"))
 
     def config_hash(self, stage: str) -> str:
-        """Hash of everything that changes a stage's output: its section, the seed, the sources."""
+        """Hash of everything that changes a stage's output: its section, the seed, the sources with their
+        own keys for this stage (another row stage's per-source keys do not redo this one)."""
         from curate import __version__
 
+        others = set(ROW_SECTIONS) - {stage}
         payload = {
             "stage": stage,
             "config": self.section(stage).model_dump(mode="json") if hasattr(self, stage) else None,
             "seed": self.seed,
-            "sources": [s.model_dump(mode="json") for s in self.sources],
+            "sources": [s.model_dump(mode="json", exclude=others, exclude_none=True) for s in self.sources],
             "curate": __version__,
         }
         return sha256_json(payload)

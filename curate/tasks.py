@@ -104,6 +104,24 @@ def split(decided: pa.Table, stage: str) -> tuple[pa.Table, pa.Table]:
     return kept, dropped_out
 
 
+def by_source(batch: pa.Table, decide: Callable[[pa.Table, str | None], pa.Table]) -> pa.Table:
+    """`decide(rows, source)` on each source's rows of the batch (row stages read their settings per source),
+    the decided rows put back in the batch's order. A part holds one source's documents, so this is
+    normally one call on the whole batch; columns one source's settings add and another's do not
+    (`comment_lang`) are null for the other's rows."""
+    import numpy as np
+
+    sources = batch["source"].combine_chunks()
+    names = pc.unique(sources).to_pylist()
+    if len(names) <= 1:
+        return decide(batch, names[0] if names else None)  # an empty batch: the top-level settings
+    codes = pc.index_in(sources, value_set=pa.array(names)).to_numpy(zero_copy_only=False)
+    rows = [np.flatnonzero(codes == k) for k in range(len(names))]
+    decided = [decide(batch.take(pa.array(r)), name) for r, name in zip(rows, names)]
+    back = pa.array(np.argsort(np.concatenate(rows), kind="stable"))
+    return pa.concat_tables(decided, promote_options="default").take(back)
+
+
 # ---------------------------------------------------------------------------------------------- deciders
 _RESOURCES: dict = {}
 

@@ -43,6 +43,11 @@ POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 SHORT_LINE_CHARS = 30  # FineWeb
+STUFFING_MIN_WORDS = 50  # Gopher's own minimum document length
+MENU_MIN_LINES = 5  # menu_line_frac is defined for documents of at least this many non-empty lines
+# UTF-8 read as Windows-1252 or Latin-1 ("é" -> "Ã©", "’" -> "â€™"), and U+FFFD left by a lossy decoder
+_CP1252_HIGH = r"\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
+MOJIBAKE = f"[ÂÃ][{_CP1252_HIGH}]|â€[{_CP1252_HIGH}]|" + r"\x{FFFD}"
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -72,7 +77,10 @@ def text_signals(texts: pa.Array) -> dict[str, np.ndarray]:
     out.update(_line_signals(ne, ne_len, tokens, chars))
     out.update(_paragraph_signals(texts, chars))
     out.update(_ngram_signals(words))
+    # on a short document one repeated pair is a large share: defined from STUFFING_MIN_WORDS words
+    out["long_top_2gram_char_frac"] = np.where(out["words"] >= STUFFING_MIN_WORDS, out["top_2gram_char_frac"], np.nan)
     out["lorem_ipsum"] = _count(texts, "lorem ipsum", ignore_case=True)
+    out["mojibake_frac"] = _ratio(_mojibake_chars(texts), chars)
     out["curly_braces"] = tokens.sum(tokens.vocab_count("{"))
     out["newline_word_ratio"] = _ratio(np.maximum(lines.count() - 1, 0), out["words"])  # n lines = n '\n' + 1
     assert all(len(v) == n for v in out.values())
@@ -102,7 +110,11 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     c4_kept = punct_end & (np.bincount(tokens.line, minlength=len(ne_len)) >= 3)
     cand = ne.filter(c4_kept)
     c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~cand.matches(POLICY, True)
+    menu = (ne_len <= SHORT_LINE_CHARS) & ne.matches(r"[\pL\pN]\s*$")  # a short line ending in a word
+    policy = ne.matches(POLICY, True)
     return {
+        "menu_line_frac": np.where(n_lines >= MENU_MIN_LINES, _ratio(ne.count(menu), n_lines), np.nan),
+        "policy_line_char_frac": _ratio(ne.sum(np.where(policy, ne_len, 0)), chars),
         "bullet_line_frac": _ratio(ne.count(ne.matches(r"^\s*[•\-]")), n_lines),
         "ellipsis_line_frac": _ratio(ne.count(ne.matches(r"(\.\.\.|…)\s*$")), n_lines),
         "dup_line_frac": _ratio(ne.count(dup), n_lines),
@@ -111,6 +123,16 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
         "short_line_frac": _ratio(ne.count(ne_len <= SHORT_LINE_CHARS), n_lines),
         "c4_kept_lines": ne.count(c4_kept),
     }
+
+
+def _mojibake_chars(texts: pa.Array) -> np.ndarray:
+    """Characters in mojibake sequences; only documents with non-ASCII characters can have any."""
+    out = np.zeros(len(texts))
+    rows = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(texts), True).to_numpy(zero_copy_only=False))
+    if rows.size:
+        some = texts.take(pa.array(rows))
+        out[rows] = char_lengths(some) - char_lengths(pc.replace_substring_regex(some, MOJIBAKE, ""))
+    return out
 
 
 def _paragraph_signals(texts: pa.Array, chars: np.ndarray) -> dict[str, np.ndarray]:

@@ -44,7 +44,7 @@ def plan_ingest(recipe) -> list[Partition]:
     for i, source in enumerate(recipe.sources):
         files = resolve_files(source, i)
         check_fields(source, files, i)
-        for files_chunk, row_groups in _chunks(source, files, recipe.ingest.partition_bytes):
+        for files_chunk, row_groups in _chunks(source, files, recipe.settings("ingest", source.name).partition_bytes):
             plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups))
     return plan
 
@@ -142,7 +142,7 @@ def read_partition(partition: Partition, recipe, lenient: bool = False) -> Itera
     source = recipe.source(partition.source)
     prefix = f"{source.name}/"
     if source.format == "code-tree":
-        yield from code_tree.read_files(list(partition.files), source, prefix, recipe.ingest.max_bytes,
+        yield from code_tree.read_files(list(partition.files), source, prefix, recipe.settings("ingest", source.name).max_bytes,
                                         READ_FLUSH_BYTES, lenient)
         return
     (file,) = partition.files

@@ -29,18 +29,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.rules import markup
 from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, TEXT
 
 LABEL_PREFIX = "__label__"
 # fastText reads '\n' as the end of a line; '\r', '\v', '\f' and NUL are also its word/line separators.
 _LINE_BREAKS = r"[\n\r\v\f\x00\x{85}\x{2028}\x{2029}]+"  # RE2 syntax
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+MASK_WINDOW = 4  # masking reads 4 x max_chars characters, so max_chars of prose remain after code is blanked
 
 
-def prepare_texts(texts: pa.Array | list[str], max_chars: int) -> list[str]:
-    """The strings fastText is given for `texts`: first `max_chars` characters on one line."""
+def prepare_texts(texts: pa.Array | list[str], max_chars: int, mask_markup: bool = False) -> list[str]:
+    """The strings fastText is given for `texts`: first `max_chars` characters on one line; with
+    `mask_markup`, of the prose (`curate.rules.markup.mask` on a window of `MASK_WINDOW` x max_chars)."""
     if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
         texts = pa.array([_SURROGATE.sub("\ufffd", t) for t in texts], pa.string())
+    if mask_markup:
+        texts = markup.mask(pc.utf8_slice_codeunits(texts, 0, MASK_WINDOW * max_chars))
     head = pc.utf8_slice_codeunits(texts, 0, max_chars)
     return pc.replace_substring_regex(head, _LINE_BREAKS, " ").to_pylist()
 
@@ -55,8 +60,14 @@ def text_reasons(labels: np.ndarray, scores: np.ndarray, keep: list[str], min_sc
     kept = np.isin(labels.astype(str), np.array(keep, dtype=str))
     reasons = np.full(len(labels), None, dtype=object)
     reasons[~kept] = "language.not_kept"
-    reasons[kept & (scores < min_score)] = "language.low_score"
+    reasons[kept & (scores < min_score)] = "language.low_score"  # NaN (not identified) is never low
     return reasons
+
+
+def trusted_labels(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """With `identify: false`: the text rows' own `lang` as their label ("" when null) and NaN scores."""
+    langs = pc.fill_null(table[LANG].filter(pc.equal(table[KIND], "text")), "").to_pylist()
+    return np.array(langs, dtype=object), np.full(len(langs), np.nan)
 
 
 def code_reasons(langs: list[str | None], allowed: set[str]) -> np.ndarray:
@@ -86,9 +97,10 @@ def decide(table: pa.Table, labels: np.ndarray, scores: np.ndarray, keep: list[s
     reasons[text_idx] = text_reasons(labels, scores, keep, min_score)
     reasons[code_idx] = code_reasons(list(langs[code_idx]), code_languages)
     for i in np.nonzero(reasons != None)[0]:  # noqa: E711 (numpy elementwise); dropped rows only
-        details[i] = f"label={langs[i]} score={lang_score[i]:.4f}" if is_text[i] else f"lang={langs[i]}"
+        details[i] = (f"label={langs[i]} score={lang_score[i]:.4f}" if is_text[i] and not np.isnan(lang_score[i])
+                      else f"label={langs[i]} (identify: false)" if is_text[i] else f"lang={langs[i]}")
     out = table.set_column(table.schema.get_field_index(LANG), LANG, pa.array(list(langs), pa.string()))
-    return (out.append_column("lang_score", pa.array(lang_score, pa.float32(), mask=~is_text))
+    return (out.append_column("lang_score", pa.array(lang_score, pa.float32(), mask=~is_text | np.isnan(lang_score)))
                .append_column(DROP_REASON, pa.array(list(reasons), pa.string()))
                .append_column(DROP_DETAIL, pa.array(list(details), pa.string())))
 

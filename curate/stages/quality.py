@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.rules.code_metrics import code_signals
+from curate.rules.profiles import active_rules as profile_rules
 from curate.rules.table import Rule, rules
 from curate.rules.text_metrics import text_signals
 from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, TEXT
@@ -29,8 +30,12 @@ from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, TEXT
 CLASSIFIER_REASON = "quality.classifier_low_score"
 
 
-def active_rules(thresholds: dict[str, float], disable: list[str]) -> list[Rule]:
-    """The rule table with the recipe's threshold overrides, without the disabled rules."""
+def active_rules(thresholds: dict[str, float], disable: list[str], profile: str | None = None,
+                 profiles: dict | None = None) -> list[Rule]:
+    """The rules of `profile` (`curate.rules.profiles`; None: every rule of the table at its published
+    threshold) with the recipe's threshold overrides, without the disabled rules."""
+    if profile is not None:
+        return profile_rules(profile, profiles or {}, thresholds, disable)
     return [r.with_threshold(thresholds[r.id]) if r.id in thresholds else r for r in rules() if r.id not in disable]
 
 
@@ -80,8 +85,9 @@ def evaluate(signals: dict[str, np.ndarray], kinds: np.ndarray, langs: np.ndarra
 
 
 def apply(table: pa.Table, active: list[Rule], classifier_scores: np.ndarray | None = None,
-          classifier_min: float = 0.0) -> pa.Table:
-    """The decided table for one batch; `classifier_scores` has NaN for rows the classifier does not score."""
+          classifier_min: float = 0.0, profile: str | None = None) -> pa.Table:
+    """The decided table for one batch; `classifier_scores` has NaN for rows the classifier does not score.
+    `profile` (the name the rules came from) is written into the details of the rows it drops."""
     n = table.num_rows
     kinds = np.array(table[KIND].to_pylist(), dtype=object).astype(str)
     langs = np.array(pc.utf8_lower(pc.fill_null(table[LANG].cast(pa.string()), "")).to_pylist(), dtype=str)
@@ -89,7 +95,7 @@ def apply(table: pa.Table, active: list[Rule], classifier_scores: np.ndarray | N
     fired, applicable = evaluate(signals, kinds, langs, active)
     n_app = applicable.sum(axis=0)
     score = np.where(n_app > 0, 1.0 - fired.sum(axis=0) / np.maximum(n_app, 1), 1.0)
-    reasons, details = _first_fired(fired, active, signals)
+    reasons, details = _first_fired(fired, active, signals, f"profile={profile} " if profile else "")
     cls = np.full(n, np.nan) if classifier_scores is None else classifier_scores
     low = ~np.isnan(cls) & (np.nan_to_num(cls, nan=1.0) < classifier_min) & (reasons == None)  # noqa: E711
     reasons[low] = CLASSIFIER_REASON
@@ -102,7 +108,7 @@ def apply(table: pa.Table, active: list[Rule], classifier_scores: np.ndarray | N
                  .append_column(DROP_DETAIL, pa.array(list(details), pa.string())))
 
 
-def _first_fired(fired: np.ndarray, active: list[Rule], signals: dict) -> tuple[np.ndarray, np.ndarray]:
+def _first_fired(fired: np.ndarray, active: list[Rule], signals: dict, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
     n = fired.shape[1]
     reasons = np.full(n, None, dtype=object)
     details = np.full(n, None, dtype=object)
@@ -114,7 +120,7 @@ def _first_fired(fired: np.ndarray, active: list[Rule], signals: dict) -> tuple[
         rule = active[first[row]]
         op = "<" if rule.op == "min" else ">"
         reasons[row] = rule.reason
-        details[row] = f"{rule.metric}={signals[rule.metric][row]:.4g} {op} {rule.threshold:g}"
+        details[row] = f"{prefix}{rule.metric}={signals[rule.metric][row]:.4g} {op} {rule.threshold:g}"
     return reasons, details
 
 

@@ -55,7 +55,7 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
         deduper = ingest.IdDeduper(offsets)
     tables = raw_tables(task.partition, recipe, lenient=task.options.get("lenient", False))
     for raw in itertools.chain(tables, [RAW_SCHEMA.empty_table()]):  # the empty table gives empty files their schema
-        decided = ingest.normalize(raw, source.name, source.kind, recipe.ingest.max_bytes, deduper)
+        decided = ingest.normalize(raw, source.name, source.kind, recipe.settings("ingest", source.name).max_bytes, deduper)
         if task.strict:
             bad = ingest.first_strict_violation(decided)
             if bad is not None:

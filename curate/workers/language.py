@@ -40,47 +40,70 @@ def predict(ft_model, prepared: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return language.strip_labels(labels), scores
 
 
-def code_languages(recipe) -> set[str]:
-    chosen = recipe.language.code_languages
+def code_languages(cfg) -> set[str]:
+    """The lowercased code languages a language section keeps."""
+    chosen = cfg.code_languages
     return {lang.lower() for lang in (chosen if chosen is not None else known_languages())}
 
 
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
-    cfg = task.recipe.language
-    ft = model(cfg.model)
-    allowed = code_languages(task.recipe)
     extra.update(text_docs=0, text_chars_scored=0)
     for batch in parts.iter_part(task.input_part):
-        prepared = language.prepare_texts(language.text_column(batch), cfg.max_chars)
+        yield tasks.by_source(batch, lambda rows, source: decide_rows(rows, task.recipe.settings("language", source), extra))
+
+
+def decide_rows(batch: pa.Table, cfg, extra: dict) -> pa.Table:
+    """One source's rows under its effective language settings `cfg`."""
+    if cfg.identify:
+        ft = model(cfg.model)
+        prepared = language.prepare_texts(language.text_column(batch), cfg.max_chars, cfg.mask_markup)
         labels, scores = predict(ft, prepared)
         extra["text_docs"] += len(prepared)
         extra["text_chars_scored"] += sum(map(len, prepared))
-        out = language.decide(batch, labels, scores, cfg.keep, cfg.min_score, allowed)
-        if cfg.code_comments is not None:
-            cc = cfg.code_comments
-            rows, comments = language.comment_candidates(out, cc.min_chars, cfg.max_chars)
-            c_labels, c_scores = predict(ft, comments)
-            extra["code_comments_judged"] = extra.get("code_comments_judged", 0) + len(rows)
-            out = language.decide_comments(out, rows, comments, c_labels, c_scores, cc.keep, cc.min_score)
-        yield out
+    else:  # the source's own language is trusted
+        labels, scores = language.trusted_labels(batch)
+    out = language.decide(batch, labels, scores, cfg.keep, cfg.min_score, code_languages(cfg))
+    if cfg.code_comments is not None:
+        cc = cfg.code_comments
+        rows, comments = language.comment_candidates(out, cc.min_chars, cfg.max_chars)
+        c_labels, c_scores = predict(model(cfg.model), comments)
+        extra["code_comments_judged"] = extra.get("code_comments_judged", 0) + len(rows)
+        out = language.decide_comments(out, rows, comments, c_labels, c_scores, cc.keep, cc.min_score)
+    return out
 
 
 def check_recipe(recipe) -> None:
     """Refuses language codes the model cannot emit (`eng` for a model that says `en`), naming the field;
-    called by `curate validate` and `curate run` before any engine starts."""
-    labels = model_labels(recipe.language.model)
+    called by `curate validate` and `curate run` before any engine starts. Every source's effective section
+    is checked (a source's own `keep` or `model` under `sources[i].language`)."""
     errors = []
-    for i, code in enumerate(recipe.language.keep):
-        if code not in labels:
-            close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            errors.append(f"language.keep[{i}]: {code!r} is not a label of {recipe.language.model}{hint}")
-    for i, code in enumerate(recipe.language.code_comments.keep if recipe.language.code_comments else []):
-        if code not in labels:
-            errors.append(f"language.code_comments.keep[{i}]: {code!r} is not a label of {recipe.language.model}")
+    for where, cfg, text in _sections(recipe):
+        if not (text and cfg.identify) and cfg.code_comments is None:
+            continue  # no language ID runs under this section: no model needed
+        labels = model_labels(cfg.model)
+        if text and cfg.identify:
+            for i, code in enumerate(cfg.keep):
+                if code not in labels:
+                    close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    errors.append(f"{where}.keep[{i}]: {code!r} is not a label of {cfg.model}{hint}")
+        for i, code in enumerate(cfg.code_comments.keep if cfg.code_comments else []):
+            if code not in labels:
+                errors.append(f"{where}.code_comments.keep[{i}]: {code!r} is not a label of {cfg.model}")
     errors += code_language_errors(recipe)
     if errors:
-        raise RecipeError("\n".join(errors))
+        raise RecipeError("\n".join(dict.fromkeys(errors)))
+
+
+def _sections(recipe) -> Iterator[tuple[str, object, bool]]:
+    """(field path, effective section, whether text documents use it) per source, the top level's once."""
+    top_text = False
+    for i, source in enumerate(recipe.sources):
+        if "language" in source.model_fields_set and source.overrides("language"):
+            yield f"sources[{i}].language", recipe.settings("language", source.name), source.kind == "text"
+        else:
+            top_text |= source.kind == "text"
+    yield "language", recipe.language, top_text
 
 
 def code_language_errors(recipe) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import parts
+from curate import parts, tasks
 from curate.quality_classifier import classifier_model, score_texts
 from curate.schema import KIND, TEXT
 from curate.stages import quality
@@ -29,8 +29,14 @@ def classifier_scores(batch: pa.Table, cfg) -> np.ndarray | None:
 
 
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
-    cfg = task.recipe.quality
-    active = quality.active_rules(cfg.thresholds, cfg.disable)
     for batch in parts.iter_part(task.input_part):
-        scores = classifier_scores(batch, cfg.classifier)
-        yield quality.apply(batch, active, scores, cfg.classifier.min_score if cfg.classifier else 0.0)
+        yield tasks.by_source(batch, lambda rows, source: decide_rows(rows, task.recipe, source))
+
+
+def decide_rows(batch: pa.Table, recipe, source: str | None) -> pa.Table:
+    """One source's rows under its effective quality settings and profile."""
+    cfg = recipe.settings("quality", source)
+    profile = recipe.quality_profile(source) if source is not None else (cfg.profile or "none")
+    active = quality.active_rules(cfg.thresholds, cfg.disable, profile, cfg.profiles)
+    scores = classifier_scores(batch, cfg.classifier)
+    return quality.apply(batch, active, scores, cfg.classifier.min_score if cfg.classifier else 0.0, profile)
