@@ -43,6 +43,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("", r"\{\{[^{}]*\}\}", " "),
     ("wikitext file and category links", r"\[\[(?:File|Image|Category):[^\]]*\]\]", " "),
     ("wikitext links: their label stays", r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1"),
+    ("LaTeX preamble (up to \\begin{document})", r"(?s)\A.*?\\begin\{document\}", " "),
     ("LaTeX environments of math, tables, code and figures",
      r"(?s)\\begin\{(?:" + _LATEX_BLOCKS + r")\*?\}.*?\\end\{(?:" + _LATEX_BLOCKS + r")\*?\}", " "),
     ("LaTeX display math", r"(?s)\$\$.*?\$\$|\\\[.*?\\\]", " "),

@@ -43,8 +43,12 @@ POLICY = r"terms of use|privacy policy|cookie policy|uses cookies|use of cookies
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 SHORT_LINE_CHARS = 30  # FineWeb
-STUFFING_MIN_WORDS = 50  # Gopher's own minimum document length
-MENU_MIN_LINES = 5  # menu_line_frac is defined for documents of at least this many non-empty lines
+STUFFING_MIN_WORDS = 20  # DM Mathematics items of 20+ words reach 0.22; shorter ones repeat a pair by chance
+LONG_DOC_WORDS = 50  # Gopher's minimum document length: long enough to hold an English stop word
+MENU_MIN_LINES = 5
+# a bar of links ("Home | About | Contact", not a table row, which starts with '|'), breadcrumbs, footers
+BOILERPLATE = (r"^[^|!{]\S[^|]*( [|»·•] [^|]+){2,}$|all rights reserved|^\s*(©|\(c\)|copyright ©)|powered by "
+               r"|^\s*(follow us|you are here|share this|skip to content|back to top)")  # menu_line_frac is defined for documents of at least this many non-empty lines
 # UTF-8 read as Windows-1252 or Latin-1 ("é" -> "Ã©", "’" -> "â€™"), and U+FFFD left by a lossy decoder
 _CP1252_HIGH = r"\x{80}-\x{BF}€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
 MOJIBAKE = f"[ÂÃ][{_CP1252_HIGH}]|â€[{_CP1252_HIGH}]|" + r"\x{FFFD}"
@@ -79,6 +83,7 @@ def text_signals(texts: pa.Array) -> dict[str, np.ndarray]:
     out.update(_ngram_signals(words))
     # on a short document one repeated pair is a large share: defined from STUFFING_MIN_WORDS words
     out["long_top_2gram_char_frac"] = np.where(out["words"] >= STUFFING_MIN_WORDS, out["top_2gram_char_frac"], np.nan)
+    out["long_stop_words"] = np.where(out["words"] >= LONG_DOC_WORDS, out["stop_words"], np.nan)
     out["lorem_ipsum"] = _count(texts, "lorem ipsum", ignore_case=True)
     out["mojibake_frac"] = _ratio(_mojibake_chars(texts), chars)
     out["curly_braces"] = tokens.sum(tokens.vocab_count("{"))
@@ -110,8 +115,9 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     c4_kept = punct_end & (np.bincount(tokens.line, minlength=len(ne_len)) >= 3)
     cand = ne.filter(c4_kept)
     c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~cand.matches(POLICY, True)
-    menu = (ne_len <= SHORT_LINE_CHARS) & ne.matches(r"[\pL\pN]\s*$")  # a short line ending in a word
     policy = ne.matches(POLICY, True)
+    # navigation and boilerplate: a short line ending in a word (a menu item), a bar of links, a policy line
+    menu = ((ne_len <= SHORT_LINE_CHARS) & ne.matches(r"[\pL\pN]\s*$")) | policy | ne.matches(BOILERPLATE, True)
     return {
         "menu_line_frac": np.where(n_lines >= MENU_MIN_LINES, _ratio(ne.count(menu), n_lines), np.nan),
         "policy_line_char_frac": _ratio(ne.sum(np.where(policy, ne_len, 0)), chars),
