@@ -156,7 +156,7 @@ def test_html_visible_text():
 def test_apply_keeps_rows_records_signals_and_names_the_first_rule():
     texts = [distinct_words(10), distinct_words(60), "lorem ipsum " + distinct_words(60)]
     out = quality.apply(table(texts), quality.active_rules({}, ["c4_too_few_lines", "fineweb_line_punct",
-                                                            "gopher_stop_words"]))
+                                                            "gopher_stop_words"], "web"))
     assert out["id"].to_pylist() == ["d0", "d1", "d2"]
     assert out["drop_reason"].to_pylist() == ["quality.gopher_min_words", None, "quality.c4_lorem_ipsum"]
     assert out["drop_detail"].to_pylist()[0] == "words=10 < 50"
