@@ -19,6 +19,7 @@ def describe(recipe, workdir: Path, stages: list[str], plan: list | None) -> str
             size = sum(f.size for p in mine for f in p.files if f.size > 0)
             lines.append(f"  {source.name:<24} {source.kind:<4} {source.format:<9} {len(files):>6} files "
                          f"{human_bytes(size):>10} {len(mine):>6} partitions")
+    lines += source_settings(recipe, stages)
     lines.append("stages:")
     for stage in stages:
         upstream = pipeline.upstream_of(stage, stages, workdir)
@@ -39,3 +40,22 @@ def describe(recipe, workdir: Path, stages: list[str], plan: list | None) -> str
             lines.append("  language weights: " + ", ".join(f"{k} {v:g}" for k, v in p.lang_weights.items()))
         lines.append("  (token counts, and so the exact plan, are known after tokenize)")
     return "\n".join(lines)
+
+
+def source_settings(recipe, stages: list[str]) -> list[str]:
+    """Per source, the effective settings of each selected row stage that differ from the defaults, with
+    the quality profile and language `identify` always shown."""
+    from curate.recipe import ROW_SECTIONS
+
+    lines = []
+    for stage in (s for s in stages if s in ROW_SECTIONS):
+        lines.append(f"{stage} settings per source (what differs from the defaults):")
+        for source, shown in recipe.effective_settings(stage).items():
+            text = ", ".join(f"{k}={_short(v)}" for k, v in shown.items()) or "defaults"
+            lines.append(f"  {source:<24} {text}")
+    return lines
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -21,6 +21,7 @@ from pathlib import Path
 from curate import parts
 from curate.errors import RecipeError, StageError, StrictError
 from curate.ledger import Ledger
+from curate.recipe import ROW_SECTIONS
 from curate.schema import STAGES
 from curate.tasks import PartTask, is_done, run_part
 
@@ -116,6 +117,7 @@ def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict
         "stage": stage,
         "recipe": {"name": ctx.recipe.name, "hash": ctx.recipe.recipe_hash(), "seed": ctx.recipe.seed},
         "config": ctx.recipe.section(stage).model_dump(mode="json") if hasattr(ctx.recipe, stage) else {},
+        "source_settings": ctx.recipe.effective_settings(stage) if stage in ROW_SECTIONS else {},
         "config_hash": config_hash,
         "input": input_info,
         "output_fingerprint": output_fingerprint(records),

@@ -48,7 +48,7 @@ def funnel_totals(rows: list[dict]) -> list[dict]:
 def run_card(manifests: dict[str, dict], shards_manifest: dict | None = None) -> dict:
     """Recipe identity, versions, engine and per-stage timing, as the manifests recorded them."""
     if not manifests:
-        return {"recipe": None, "recipe_hashes": [], "versions": {}, "tokenizer": None, "stages": []}
+        return {"recipe": None, "recipe_hashes": [], "versions": {}, "tokenizer": None, "stages": [], "source_settings": []}
     first, last = next(iter(manifests.values())), list(manifests.values())[-1]
     hashes = sorted({m.get("recipe", {}).get("hash") for m in manifests.values()} - {None})
     stages = []
@@ -62,8 +62,10 @@ def run_card(manifests: dict[str, dict], shards_manifest: dict | None = None) ->
             "bytes_per_second": round(t["bytes_in"] / secs, 1) if secs and t.get("bytes_in") is not None else None,
             "docs_per_second": round(t["docs_in"] / secs, 1) if secs and t.get("docs_in") is not None else None,
         })
+    settings = [{"stage": stage, "source": source, "settings": shown}
+                for stage, m in manifests.items() for source, shown in (m.get("source_settings") or {}).items()]
     return {"recipe": first.get("recipe"), "recipe_hashes": hashes, "versions": last.get("versions", {}),
-            "tokenizer": tokenizer_identity(manifests, shards_manifest), "stages": stages}
+            "tokenizer": tokenizer_identity(manifests, shards_manifest), "stages": stages, "source_settings": settings}
 
 
 def tokenizer_identity(manifests: dict[str, dict], shards_manifest: dict | None = None) -> dict | None:

@@ -99,6 +99,10 @@ def _run_card(stats, images):
                    [[s["stage"], s["started_at"], s["finished_at"], s["seconds"], s["docs_in"], s["bytes_in"],
                      s["bytes_per_second"] / 1e6 if s["bytes_per_second"] is not None else None, s["docs_per_second"],
                      s["partitions"], s["engine"]] for s in run["stages"]]))
+    if run.get("source_settings"):  # row stages' effective settings per source, as their manifests recorded them
+        blocks.append(("table", ["stage", "source", "settings (what differs from the defaults)"],
+                       [[r["stage"], r["source"], ", ".join(f"{k}={json.dumps(v)}" for k, v in r["settings"].items())
+                         or "defaults"] for r in run["source_settings"]]))
     blocks.append(("table", ["package", "version"], sorted(run["versions"].items())))
     return blocks
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 _LATEX_BLOCKS = ("equation|align|alignat|eqnarray|gather|multline|displaymath|math|tabular|tabularx|array|"
                  "verbatim|lstlisting|minted|tikzpicture|algorithmic|algorithm")
+_CODE_TOKEN = r"\w\(|->|==|!=|:=|\+=|;\s*$"
 _REST_CODE = "code-block|code|sourcecode|literalinclude|doctest|highlight|productionlist|math|csv-table"
 
 PATTERNS: tuple[tuple[str, str, str], ...] = (
@@ -43,6 +44,8 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("", r"\{\{[^{}]*\}\}", " "),
     ("wikitext file and category links", r"\[\[(?:File|Image|Category):[^\]]*\]\]", " "),
     ("wikitext links: their label stays", r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1"),
+    ("lines with two or more code tokens (calls, arrows, comparisons, assignments, a closing semicolon)",
+     r"(?m)^[^\n]*(?:" + _CODE_TOKEN + r")[^\n]*(?:" + _CODE_TOKEN + r")[^\n]*$", " "),
     ("LaTeX preamble (up to \\begin{document})", r"(?s)\A.*?\\begin\{document\}", " "),
     ("LaTeX environments of math, tables, code and figures",
      r"(?s)\\begin\{(?:" + _LATEX_BLOCKS + r")\*?\}.*?\\end\{(?:" + _LATEX_BLOCKS + r")\*?\}", " "),
@@ -57,7 +60,7 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("HTML tags", r"</?[A-Za-z][^>\n]*>", " "),
     ("URLs", r"https?://\S+|www\.\S+", " "),
 )
-MARKERS = r"```|~~~|::|>>>|`|<|\{\{|\{\||^\||\n\||\[\[|\]\(|\\|\$|http|www\.|^ {4}|\n {4}|\t|\.\. |[=\-~^*+#_]{4}"
+MARKERS = r"\w\(|->|==|;|```|~~~|::|>>>|`|<|\{\{|\{\||^\||\n\||\[\[|\]\(|\\|\$|http|www\.|^ {4}|\n {4}|\t|\.\. |[=\-~^*+#_]{4}"
 MIN_PROSE_LETTERS = 20
 
 
