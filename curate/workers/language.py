@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate import parts, tasks
+from curate.assets import lid_model_path
 from curate.errors import RecipeError
 from curate.sources.extensions import known_languages
 from curate.stages import language
@@ -26,7 +27,9 @@ def load_model(path: str):
     return fasttext.load_model(str(path))
 
 
-def model(path: str):
+def model(path: str | None):
+    """The model of a language section (`path` None: the default lid.176.ftz), loaded once per process."""
+    path = lid_model_path(path)
     return tasks.cached(("fasttext", str(path)), lambda: load_model(path))
 
 
@@ -86,10 +89,10 @@ def check_recipe(recipe) -> None:
                 if code not in labels:
                     close = difflib.get_close_matches(code, sorted(labels), n=1, cutoff=0.5)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
-                    errors.append(f"{where}.keep[{i}]: {code!r} is not a label of {cfg.model}{hint}")
+                    errors.append(f"{where}.keep[{i}]: {code!r} is not a label of {lid_model_path(cfg.model)}{hint}")
         for i, code in enumerate(cfg.code_comments.keep if cfg.code_comments else []):
             if code not in labels:
-                errors.append(f"{where}.code_comments.keep[{i}]: {code!r} is not a label of {cfg.model}")
+                errors.append(f"{where}.code_comments.keep[{i}]: {code!r} is not a label of {lid_model_path(cfg.model)}")
     errors += code_language_errors(recipe)
     if errors:
         raise RecipeError("\n".join(dict.fromkeys(errors)))
