@@ -103,3 +103,40 @@ def test_lemur_field_names_match_the_layouts(local_lemur, monkeypatch, tmp_path,
     for name in ("refinedweb", "redpajama-wikipedia", "redpajama-book", "redpajama-arxiv", "redpajama-stackexchange",
                  "slimpajama-cc", "dm-mathematics"):
         assert ledger[name]["docs_kept"] == 1 and not ledger[name]["docs_dropped"], name
+
+
+def test_lemur_settings_reach_the_stages_per_source(local_lemur):
+    """Each Lemur source gets the profile and settings its kind needs: web crawl `web`, edited text `curated`
+    (books with whole-book max_bytes), DM Mathematics without language ID, The Stack at 1 MB."""
+    from curate.recipe import load_recipe
+
+    r = load_recipe(local_lemur)
+    profiles = {s.name: r.quality_profile(s.name) for s in r.sources}
+    assert profiles == {"the-stack": "code", "refinedweb": "web", "slimpajama-cc": "web",
+                        "redpajama-wikipedia": "curated", "redpajama-book": "curated", "redpajama-arxiv": "curated",
+                        "redpajama-stackexchange": "curated", "dm-mathematics": "curated"}
+    assert r.settings("ingest", "the-stack").max_bytes == 1_048_576
+    assert r.settings("ingest", "redpajama-book").max_bytes == 64 * 1_048_576
+    assert r.settings("ingest", "refinedweb").max_bytes == 10_485_760
+    assert [s.name for s in r.sources if not r.settings("language", s.name).identify] == ["dm-mathematics"]
+
+
+def test_lemur_curated_sources_keep_their_documents_through_the_stages(local_lemur, monkeypatch, tmp_path):
+    """Documents written for each kind, in each source's layout, through ingest, language and quality with the
+    recipe's settings: the edited kinds all survive; a web source drops the same book under its web rules."""
+    from tests.curation_samples import ARITHMETIC, KEPT_BY_CURATED
+
+    data = Path(str(local_lemur).replace("lemur.yaml", "data"))
+    kinds = {"book": KEPT_BY_CURATED["book"], "arxiv": KEPT_BY_CURATED["latex"],
+             "stackexchange": KEPT_BY_CURATED["stackexchange"], "wikipedia": KEPT_BY_CURATED["wikitext"]}
+    for subset, text in kinds.items():
+        jsonl(data / f"redpajama-1t/{subset}/{subset}_sample.jsonl", [{"text": text, "meta": {"source": subset}}])
+    jsonl(data / "dm-mathematics/algebra__linear_1d.jsonl.gz", [{"text": ARITHMETIC}])
+    jsonl(data / "slimpajama-627b/train/chunk1/example_train_0.jsonl.zst", [{"text": KEPT_BY_CURATED["latex"]}])
+    monkeypatch.chdir(ROOT)
+    assert main(["run", str(local_lemur), "--workdir", str(tmp_path / "w"), "--stages", "ingest,language,quality",
+                 "--engine", "local"]) == 0
+    ledger = json.loads((tmp_path / "w/quality/_manifest.json").read_text())["ledger"]
+    for name in ("redpajama-book", "redpajama-arxiv", "redpajama-stackexchange", "redpajama-wikipedia", "dm-mathematics"):
+        assert ledger[name]["docs_kept"] == 1, (name, ledger[name])
+    assert ledger["slimpajama-cc"]["docs_dropped"] == {"quality.c4_curly_brace": 1}
