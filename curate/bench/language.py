@@ -5,7 +5,9 @@ standard library's `.py` files. Language ID through the stage (`curate.workers.l
 read, preparation, batch predict, decision columns) is compared with calling the model's batch `predict`
 directly on the same texts (newlines replaced in Python, which fastText requires), in the same run, the
 two timed in interleaved rounds (`best_in_rounds`).
-Quality rules are timed through `curate.stages.quality.apply` with every rule of the table active.
+The stage runs with `mask_markup` (the default: code blocks and markup blanked before identification) and
+without it. Quality rules are timed through `curate.stages.quality.apply` per built-in profile (`web` and
+`curated` on the text, `code` and `code-strict` on the code) and with every rule of the table active.
 Each figure is the best of REPEATS runs, as the machine is shared.
 """
 
@@ -80,19 +82,28 @@ def bench_language() -> list[tuple[str, float, float, float]]:
         part = Path(tmp) / "part-00000.parquet"
         pq.write_table(_table(texts, "text", "en"), part)
         task = PartTask("language", "part-00000", "", "", tmp, recipe, input_part=str(part))
+        unmasked = recipe.model_copy(update={"language": recipe.language.model_copy(update={"mask_markup": False})})
+        unmasked._settings[("language", "b")] = unmasked.language
+        task_plain = PartTask("language", "part-00000", "", "", tmp, unmasked, input_part=str(part))
         times = best_in_rounds({"raw": lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1),
-                                "stage": lambda: [b.num_rows for b in W.decide(task, {})]}, REPEATS)
-        raw, stage = times["raw"], times["stage"]
+                                "stage": lambda: [b.num_rows for b in W.decide(task, {})],
+                                "stage_plain": lambda: [b.num_rows for b in W.decide(task_plain, {})]}, REPEATS)
+        raw, stage, plain = times["raw"], times["stage"], times["stage_plain"]
     rows.append(("language: fastText predict (raw)", len(texts) / raw, mb / raw, 1.0))
-    rows.append(("language: stage (read+prepare+predict+decide)", len(texts) / stage, mb / stage, raw / stage))
-    active = quality.active_rules({}, [])  # every rule of the table
+    rows.append(("language: stage (read+mask+prepare+predict+decide)", len(texts) / stage, mb / stage, raw / stage))
+    rows.append(("language: stage, mask_markup: false", len(texts) / plain, mb / plain, raw / plain))
     text_t, code_t = _table(texts, "text", "en"), _table(code, "code", "Python")
-    q_text = best_of(lambda: quality.apply(text_t, active), REPEATS)
-    q_code = best_of(lambda: quality.apply(code_t, active), REPEATS)
-    rows.append(("quality: text rules", len(texts) / q_text, mb / q_text, float("nan")))
-    rows.append(("quality: code rules", len(code) / q_code, code_mb / q_code, float("nan")))
+    q_text = None
+    for profile, table, n, size in (("web", text_t, len(texts), mb), ("curated", text_t, len(texts), mb),
+                                    ("code", code_t, len(code), code_mb), ("code-strict", code_t, len(code), code_mb),
+                                    (None, text_t, len(texts), mb), (None, code_t, len(code), code_mb)):
+        active = quality.active_rules({}, [], profile, {})  # None: every rule of the table
+        secs = best_of(lambda a=active, t=table: quality.apply(t, a), REPEATS)
+        what = f"profile {profile}" if profile else "every rule of the table"
+        rows.append((f"quality: {table['kind'][0]} rules, {what}", n / secs, size / secs, float("nan")))
+        q_text = secs if profile == "web" else q_text
     both = stage + q_text
-    rows.append(("language + text quality (1 core)", len(texts) / both, mb / both, float("nan")))
+    rows.append(("language + text quality (web; 1 core)", len(texts) / both, mb / both, float("nan")))
     return rows
 
 
@@ -134,9 +145,9 @@ def bench_stages_on_ray(target_mb: float = 16, files: int = 16, max_chars: int |
 
 def main() -> None:
     rows = bench_language()
-    print(f"{'what':<48} {'docs/s':>10} {'MB/s':>8} {'x raw':>7}")
+    print(f"{'what':<56} {'docs/s':>10} {'MB/s':>8} {'x raw':>7}")
     for name, dps, mbps, ratio in rows:
-        print(f"{name:<48} {dps:>10.0f} {mbps:>8.2f} {ratio:>7.2f}")
+        print(f"{name:<56} {dps:>10.0f} {mbps:>8.2f} {ratio:>7.2f}")
     for max_chars in (None, 1000):  # the default (10,000: whole documents here), then a shorter prefix
         mb, lang, qual = bench_stages_on_ray(max_chars=max_chars)
         print(f"language + quality stages through Ray on all local CPUs, {mb:.1f} MB of text in 16 partitions, "

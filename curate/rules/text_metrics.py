@@ -47,6 +47,7 @@ STUFFING_MIN_WORDS = 20  # DM Mathematics items of 20+ words reach 0.22; shorter
 LONG_DOC_WORDS = 50  # Gopher's minimum document length: long enough to hold an English stop word
 MENU_MIN_LINES = 5
 # a bar of links ("Home | About | Contact", not a table row, which starts with '|'), breadcrumbs, footers
+MENU_ITEM = f"^.{{0,{SHORT_LINE_CHARS - 1}}}[\\pL\\pN]\\s*$"  # a line of at most 30 characters ending in a word
 BOILERPLATE = (r"^[^|!{]\S[^|]*( [|»·•] [^|]+){2,}$|all rights reserved|^\s*(©|\(c\)|copyright ©)|powered by "
                r"|^\s*(follow us|you are here|share this|skip to content|back to top)")  # menu_line_frac is defined for documents of at least this many non-empty lines
 # UTF-8 read as Windows-1252 or Latin-1 ("é" -> "Ã©", "’" -> "â€™"), and U+FFFD left by a lossy decoder
@@ -111,13 +112,13 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     dup = repeats(keyed_by_doc(codes(ne.values), ne.doc, ne.n_docs))
     punct_end = ne.matches(END_PUNCTUATION)
     # C4 keeps a line if it ends in terminal punctuation, has >= 3 words, and mentions neither javascript
-    # nor a policy phrase; the document needs enough kept lines. The phrase tests run on the other candidates only.
+    # nor a policy phrase; the document needs enough kept lines. The javascript test runs on the other candidates only.
+    policy = ne.matches(POLICY, True)
     c4_kept = punct_end & (np.bincount(tokens.line, minlength=len(ne_len)) >= 3)
     cand = ne.filter(c4_kept)
-    c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~cand.matches(POLICY, True)
-    policy = ne.matches(POLICY, True)
+    c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~policy[c4_kept]
     # navigation and boilerplate: a short line ending in a word (a menu item), a bar of links, a policy line
-    menu = ((ne_len <= SHORT_LINE_CHARS) & ne.matches(r"[\pL\pN]\s*$")) | policy | ne.matches(BOILERPLATE, True)
+    menu = ne.matches(MENU_ITEM + "|" + BOILERPLATE, True) | policy
     return {
         "menu_line_frac": np.where(n_lines >= MENU_MIN_LINES, _ratio(ne.count(menu), n_lines), np.nan),
         "policy_line_char_frac": _ratio(ne.sum(np.where(policy, ne_len, 0)), chars),
