@@ -1,0 +1,218 @@
+"""GitHub Linguist's language data through go-enry (`enry-python`): the only module that imports `enry`.
+
+The Stack v2 assigned languages with go-enry, and The Stack's `lang` column uses Linguist's names, so a
+code document's language here is Linguist's canonical name (`Tcl`, `Vue`, `Vim Script`, `M4Sugar`).
+
+- `detect(path, content)`: enry's whole strategy, in Linguist's order: modeline, file name, shebang,
+  extension, then content (heuristics such as `.h` C / C++ / Objective-C, `.m` Objective-C / MATLAB,
+  `.pl` Perl / Prolog, and the Bayesian classifier among the remaining candidates). None when enry cannot
+  classify the file, and also for `Text`: that is Linguist's name for "plain text, nothing more specific"
+  (`.txt`, `README` without extension is not even that), so it says no more than None and a code tree reads
+  such files only with `include_unknown`, as before. Other prose and data languages (Markdown, JSON, CSV)
+  are returned as they are: `language.code_languages` decides whether they are kept.
+- `by_name(path)` / `by_head(head)`: the cheap part of the strategy, for listing a tree without reading
+  every file (see `curate.sources.code_tree`).
+- `languages()`: every Linguist language with its type (programming, markup, data, prose), from
+  `curate/rules/linguist_languages.csv`. enry has no call that lists its languages, so the table is
+  generated from the installed enry (`python -m curate.sources.linguist --regenerate`, see `generate`)
+  and a test checks every row against enry. `canonical(name)` resolves any spelling (case-insensitive,
+  or an alias such as `viml`, `cpp`, `protobuf` through enry's modeline alias table).
+- `generated_flags` / `vendored_flags`: Linguist's generated-file rules (protobuf and other generator
+  headers, minified JS/CSS, lockfiles) and vendored-path rules (`vendor/`, `node_modules/`,
+  `third_party/`), vectorised over Arrow columns for the quality signals.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pyarrow as pa
+
+TABLE = "linguist_languages.csv"
+TYPES = ("programming", "markup", "data", "prose")
+#: Linguist's catch-all for plain text: no language to select by, so treated as unclassified.
+NOT_A_LANGUAGE = frozenset({"", "Text"})
+#: How much of a file's start `by_head` needs: a shebang is the first line, an Emacs modeline is on the
+#: first line and a Vim modeline on the first five (Linguist also looks at the last five; see code_tree).
+HEAD_BYTES = 1024
+
+
+def _enry():
+    import enry  # imported on first use: it loads go-enry's shared library (a Go runtime)
+
+    return enry
+
+
+# ---------------------------------------------------------------------------------------------- detection
+def detect(path: str, content: bytes) -> str | None:
+    """Linguist's language of a file from its path and content; None when enry cannot classify it."""
+    lang = _enry().get_language(path or "", content)
+    return None if lang in NOT_A_LANGUAGE else lang
+
+
+def by_name(path: str) -> str | None:
+    """A language the file name alone gives (its file name, else its extension's first candidate), or
+    None. Only says whether the name is a language's; `detect` decides among ambiguous candidates."""
+    enry = _enry()
+    lang = enry.get_language_by_filename(path).language or enry.get_language_by_extension(path).language
+    return None if lang in NOT_A_LANGUAGE else lang
+
+
+def by_head(head: bytes) -> str | None:
+    """The language a file's first bytes name by a shebang (`#!/usr/bin/env tclsh`) or a modeline."""
+    enry = _enry()
+    lang = enry.get_language_by_shebang(head).language or enry.get_language_by_modeline(head).language
+    return None if lang in NOT_A_LANGUAGE else lang
+
+
+# ---------------------------------------------------------------------------------------------- the table
+@lru_cache(maxsize=1)
+def languages() -> dict[str, tuple[str, str]]:
+    """Lowercased name -> (canonical name, type) for every Linguist language enry knows."""
+    with resources.files("curate.rules").joinpath(TABLE).open(encoding="utf-8", newline="") as fh:
+        return {row["name"].lower(): (row["name"], row["type"]) for row in csv.DictReader(fh)}
+
+
+@lru_cache(maxsize=4096)
+def canonical(name: str) -> str | None:
+    """Linguist's canonical spelling of a language name or alias, case-insensitively; None if unknown.
+    Aliases (`viml`, `cpp`, `protobuf`, `sh`) are resolved by enry's modeline alias table."""
+    if not name or not name.strip():
+        return None
+    found = languages().get(name.lower())
+    if found:
+        return found[0]
+    if re.fullmatch(r"[\w+#.-]+", name):  # a modeline word cannot hold spaces or quotes
+        alias = _enry().get_language_by_modeline(f"-*- mode: {name.lower()} -*-\n".encode()).language
+        if alias and alias.lower() in languages():
+            return languages()[alias.lower()][0]
+    return None
+
+
+def language_type(name: str) -> str:
+    """programming, markup, data or prose; `unknown` for a name Linguist does not know."""
+    found = canonical(name)
+    return languages()[found.lower()][1] if found else "unknown"
+
+
+def names_of_types(types: Iterable[str]) -> set[str]:
+    """The canonical names of every language of the given Linguist types."""
+    wanted = set(types)
+    return {name for name, kind in languages().values() if kind in wanted}
+
+
+class LanguageSet(frozenset):
+    """Lowercased language names; membership also accepts an alias of a member (`viml` for `Vim Script`,
+    The Stack v1's spelling), resolved once per distinct name."""
+
+    def __contains__(self, name) -> bool:
+        if frozenset.__contains__(self, name):
+            return True
+        found = canonical(name) if isinstance(name, str) else None
+        return found is not None and frozenset.__contains__(self, found.lower())
+
+
+# ---------------------------------------------------------------------------------------------- flags
+def _bytes(text: str | None) -> bytes:
+    return b"" if text is None else text.encode("utf-8", "surrogatepass")
+
+
+def generated_flags(paths: pa.Array | pa.ChunkedArray, texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where Linguist's generated-file rules match (path and content); False for a null path."""
+    is_generated = _enry().is_generated
+    return np.fromiter((p is not None and is_generated(p, _bytes(t)) for p, t in zip(paths.to_pylist(), texts.to_pylist())),
+                       dtype=bool, count=len(paths))
+
+
+def vendored_flags(paths: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where Linguist's vendored-path rules match; False for a null path."""
+    is_vendor = _enry().is_vendor
+    return np.fromiter((p is not None and is_vendor(p) for p in paths.to_pylist()), dtype=bool, count=len(paths))
+
+
+# ---------------------------------------------------------------------------------------------- generation
+def generate(library: str | None = None) -> list[tuple[str, str]]:
+    """(name, type) of every language the installed enry knows, sorted by name.
+
+    enry lists no languages, but its shared library holds every name as a string constant (Go stores them
+    back to back, without separators). Every substring of the library's read-only data that could be a
+    name is asked for its type: a canonical name has one, anything else is `unknown`. The extensions
+    found there are also asked for their candidates, as a cross-check that no language is missed.
+    """
+    enry = _enry()
+    data = _rodata(library or _library_path())
+    names = {c for c in _substrings(data, rb"[A-Za-z0-9 +#'*._()/!,-]+", rb"[A-Za-z0-9]", 40)
+             if enry.get_language_type(c) != "unknown"}
+    for ext in set(_substrings(data, rb"[A-Za-z0-9_+#.-]+", rb"\.", 24)):
+        for lang in enry.get_languages("f" + ext, b""):
+            if lang not in names:
+                raise RuntimeError(f"extension {ext} gives {lang!r}, which the name scan missed")
+    return sorted(((n, enry.get_language_type(n)) for n in names), key=lambda r: r[0].lower())
+
+
+def _library_path() -> str:
+    import os
+
+    directory = os.path.dirname(_enry().__file__)
+    return next(os.path.join(directory, f) for f in sorted(os.listdir(directory))
+                if f.startswith("libenry.") and f.endswith((".so", ".dylib", ".dll")))
+
+
+def _rodata(path: str) -> bytes:
+    """The `.rodata` section of an ELF library (where Go keeps string constants), else the whole file."""
+    import struct
+
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:  # not a 64-bit ELF: scan everything (slower, same answer)
+        return data
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab = sections[shstrndx][4]
+    for name_off, _type, _flags, _addr, offset, size in sections:
+        if data[strtab + name_off:data.index(b"\0", strtab + name_off)] == b".rodata":
+            return data[offset:offset + size]
+    return data
+
+
+def _substrings(data: bytes, run_chars: bytes, start_chars: bytes, max_len: int) -> Iterator[str]:
+    """Every substring (up to max_len characters) of every run of `run_chars` that starts with one of
+    `start_chars` and does not end in a space; repeats included (a set would take gigabytes)."""
+    starts = re.compile(start_chars)
+    for m in re.finditer(run_chars, data):
+        run = m.group().decode("ascii")
+        for i in (s.start() for s in starts.finditer(m.group())):
+            yield from (run[i:j] for j in range(i + 1, min(len(run), i + max_len) + 1) if run[j - 1] != " ")
+
+
+def write_table(rows: list[tuple[str, str]]) -> str:
+    path = str(resources.files("curate.rules").joinpath(TABLE))
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["name", "type"])
+        writer.writerows(rows)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m curate.sources.linguist", description=__doc__.splitlines()[0])
+    parser.add_argument("--regenerate", action="store_true", help=f"rewrite curate/rules/{TABLE} from the installed enry")
+    args = parser.parse_args(argv)
+    if not args.regenerate:
+        parser.print_help()
+        return 0
+    rows = generate()
+    print(f"{write_table(rows)}: {len(rows)} languages")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
