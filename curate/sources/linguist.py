@@ -42,6 +42,17 @@ NOT_A_LANGUAGE = frozenset({"", "Text"})
 HEAD_BYTES = 1024
 
 
+#: The default `language.code_languages`: every language of these Linguist types ...
+DEFAULT_CODE_TYPES = ("programming", "markup")
+#: ... plus the data and prose languages that code corpora keep (The Stack and StarCoder kept configuration
+#: and documentation files): hand-written configuration and manifests (JSON, YAML, TOML, INI, XML), query
+#: code that Linguist files under data (SQL), interface definitions (Protocol Buffer, GraphQL) and software
+#: documentation (Markdown, reStructuredText, AsciiDoc). Not tables, images or dumps (CSV, TSV, SVG, Diff),
+#: nor `Text`. Every language of the old extension map is in this default.
+DEFAULT_CODE_NAMES = ("JSON", "JSON with Comments", "JSON5", "YAML", "TOML", "INI", "XML", "SQL",
+                      "Protocol Buffer", "GraphQL", "Markdown", "reStructuredText", "AsciiDoc")
+
+
 def _enry():
     import enry  # imported on first use: it loads go-enry's shared library (a Go runtime)
 
@@ -53,6 +64,17 @@ def detect(path: str, content: bytes) -> str | None:
     """Linguist's language of a file from its path and content; None when enry cannot classify it."""
     lang = _enry().get_language(path or "", content)
     return None if lang in NOT_A_LANGUAGE else lang
+
+
+def fill_missing(langs: pa.Array, paths: pa.Array, texts: pa.Array) -> pa.Array:
+    """`langs` with each null filled by `detect(path, text)` where the text is there (a null path: content
+    strategies only, i.e. shebang and modeline); rows that enry cannot classify stay null."""
+    langs, paths, texts = (c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in (langs, paths, texts))
+    out = langs.to_pylist()
+    todo = [i for i, lang in enumerate(out) if lang is None and texts[i].is_valid]
+    for i in todo:
+        out[i] = detect(paths[i].as_py() or "", _bytes(texts[i].as_py()))
+    return pa.array(out, pa.string()) if todo else langs
 
 
 def by_name(path: str) -> str | None:
@@ -115,6 +137,12 @@ class LanguageSet(frozenset):
             return True
         found = canonical(name) if isinstance(name, str) else None
         return found is not None and frozenset.__contains__(self, found.lower())
+
+
+def selection(types: Iterable[str], names: Iterable[str]) -> LanguageSet:
+    """The languages of `types` and the `names` (as written, and in Linguist's spelling), lowercased."""
+    chosen = names_of_types(types) | set(names) | {c for c in map(canonical, names) if c}
+    return LanguageSet(name.lower() for name in chosen)
 
 
 # ---------------------------------------------------------------------------------------------- flags
