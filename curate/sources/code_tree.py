@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -40,17 +41,23 @@ def list_tree(root: str, source) -> list[InputFile]:
             if os.path.commonpath([real_root, real]) != real_root or not os.path.isfile(real):
                 continue  # a link that leaves the tree, or a dangling one
             rel = safe_name(os.path.relpath(full, root).replace(os.sep, "/"))
-            if not source.include_unknown and not is_classified(rel, real, source.extensions):
-                continue
             st = os.stat(real)
+            if not source.include_unknown and not is_classified(rel, real, st, source.extensions):
+                continue
             found.append(InputFile(os.path.abspath(full), rel, st.st_size, st.st_mtime_ns))
     return found
 
 
-def is_classified(relname: str, real_path: str, overrides: dict[str, str] | None) -> bool:
+def is_classified(relname: str, real_path: str, st: os.stat_result, overrides: dict[str, str] | None) -> bool:
     """Whether the file has a language by the user's extensions, by Linguist's names, or by its head."""
     if override_language(relname, overrides) or linguist.by_name(relname):
         return True
+    return _head_names_language(real_path, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1 << 17)
+def _head_names_language(real_path: str, size: int, mtime_ns: int) -> bool:
+    """Cached by the file's identity: a run plans its inputs twice (validation, then the run)."""
     try:
         with open(real_path, "rb") as fh:
             return linguist.by_head(fh.read(linguist.HEAD_BYTES)) is not None
@@ -68,11 +75,11 @@ def override_language(relname: str, overrides: dict[str, str] | None) -> str | N
 
 def file_language(relname: str, data: bytes | None, overrides: dict[str, str] | None) -> str | None:
     """The document's language: the user's extension override, else enry on name and content (by name
-    alone when the content is not read or not text)."""
+    alone when the content is not read: too large, binary or not UTF-8, dropped at ingest anyway)."""
     found = override_language(relname, overrides)
-    if found is None and data is not None:
-        found = linguist.detect(relname, data)
-    return found or linguist.by_name(relname)
+    if found is not None:
+        return found
+    return linguist.by_name(relname) if data is None else linguist.detect(relname, data)
 
 
 def read_files(files: list[InputFile], source, prefix: str, max_bytes: int, flush_bytes: int,

@@ -40,6 +40,17 @@ NOT_A_LANGUAGE = frozenset({"", "Text"})
 #: How much of a file's start `by_head` needs: a shebang is the first line, an Emacs modeline is on the
 #: first line and a Vim modeline on the first five (Linguist also looks at the last five; see code_tree).
 HEAD_BYTES = 1024
+#: The most of a file that enry's content strategies are given (see `_bounded`).
+CONTENT_BYTES = 16 * 1024
+#: enry's binary test: a NUL byte in the first 8000 bytes.
+_BINARY_SNIFF = 8000
+#: enry looks for modelines in the first and the last five lines; a shebang is the first line.
+_MODELINE_SCOPE = 5
+_SHEBANG_LINE = 1024
+#: File names enry's manpage strategy may narrow (Linguist's pattern, widened to every digit).
+_MANPAGE_NAME = re.compile(r"\.(?:[0-9][a-z_0-9]*|0p|n|man|mdoc)(?:\.in)?$", re.IGNORECASE)
+#: Every Emacs modeline has `-*-`; every Vim one `vi:`, `vim:`, `Vim600:`, `ex:` (a superset of Linguist's).
+_MODELINE_MARK = re.compile(rb"-\*-|(?:vi|ex)(?:m[<=>]?[0-9]*)?:", re.IGNORECASE)
 
 
 #: The default `language.code_languages`: every language of these Linguist types ...
@@ -62,8 +73,104 @@ def _enry():
 # ---------------------------------------------------------------------------------------------- detection
 def detect(path: str, content: bytes) -> str | None:
     """Linguist's language of a file from its path and content; None when enry cannot classify it."""
-    lang = _enry().get_language(path or "", content)
+    lang = _first_strategies(path or "", content)
+    if lang is None:  # ambiguous or unknown by name: enry's whole strategy, heuristics and classifier
+        lang = _enry().get_language(path or "", _bounded(content))
     return None if lang in NOT_A_LANGUAGE else lang
+
+
+def _bounded(content: bytes) -> bytes:
+    """At most CONTENT_BYTES, cut at a line end: what enry's content heuristics and classifier read.
+
+    Why: enry's cost grows with the bytes it is given (copies, regexes over the whole file, a Bayesian
+    classifier at ~1 us per byte and candidate); Linguist's own classifier reads only the first 50 KiB.
+    The first CONTENT_BYTES settle the language as the whole file does on all but a few files (measured
+    in the README); the modeline at the file's end was already read by `_first_strategies`."""
+    if len(content) <= CONTENT_BYTES:
+        return content
+    end = content.rfind(b"\n", 0, CONTENT_BYTES)
+    return content[: end + 1 if end > 0 else CONTENT_BYTES]
+
+
+def _first_strategies(path: str, content: bytes) -> str | None:
+    """enry's answer when its modeline, file-name, shebang or extension strategy gives exactly one
+    language (enry returns that one), computed from cached name lookups; None: ask enry itself.
+
+    Why: enry's own call costs ~130 us a file (copies, binary sniff, modeline regexes on the ends), which
+    is a fifth of a code tree's ingest; most files are settled by their name. A test checks this agrees
+    with enry's `get_language` on every file it is given."""
+    if b"\0" in content[:_BINARY_SNIFF]:
+        return None  # enry calls it binary and answers nothing
+    ends = _header_and_footer(content)
+    if _MODELINE_MARK.search(ends):
+        lang = _enry().get_language_by_modeline(ends).language
+        if lang:
+            return lang
+    name = path.rsplit("/", 1)[-1]
+    by_filename, by_extension = _name_candidates(name)
+    if by_filename:
+        return by_filename[0] if len(by_filename) == 1 else None
+    if content.startswith(b"#!"):
+        by_shebang = _enry().get_languages_by_shebang(name, content[:_SHEBANG_LINE])
+        if by_shebang:
+            return by_shebang[0] if len(by_shebang) == 1 else None
+    if len(by_extension) <= 1:
+        return by_extension[0] if by_extension else None
+    if _MANPAGE_NAME.search(name):
+        return None  # enry's manpage strategy narrows these first: let it
+    by_heuristics = _heuristics(name, _bounded(content), by_extension)
+    return by_heuristics[0] if len(by_heuristics) == 1 else None  # none or several: the classifier decides
+
+
+def _heuristics(name: str, content: bytes, candidates: tuple[str, ...]) -> list[str]:
+    """enry's content strategy (Linguist's heuristics.yml) among `candidates` alone: a third of the cost
+    of its whole strategy, which repeats the name strategies and copies the content for each."""
+    from enry.definitions import lib
+    from enry.utils import go_str_slice_to_py, prepare_candidates
+
+    c_candidates, _keep_alive = prepare_candidates(list(candidates))
+    return go_str_slice_to_py(lib, lib.GetLanguagesByContent(name.encode(), content, len(content), c_candidates))
+
+
+def _header_and_footer(content: bytes) -> bytes:
+    """The lines enry searches for modelines: the first and the last five (all of a short file)."""
+    if content.count(b"\n", 0, 8 * 1024) < 2 * _MODELINE_SCOPE and content.count(b"\n") < 2 * _MODELINE_SCOPE:
+        return content
+    head = 0
+    for _ in range(_MODELINE_SCOPE):
+        head = content.index(b"\n", head) + 1
+    foot = len(content)
+    for _ in range(_MODELINE_SCOPE):
+        foot = content.rindex(b"\n", 0, foot)
+    return content[:head] + content[foot:]
+
+
+@lru_cache(maxsize=65536)
+def _name_candidates(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(file-name candidates, extension candidates) of a base name, as enry's strategies give them.
+    Linguist's name rules read the base name only; trees repeat base names, and planning lists a tree
+    twice, so the lookups are cached."""
+    enry = _enry()
+    return tuple(enry.get_languages_by_filename(name)), _extension_candidates(name[name.find("."):].lower()
+                                                                            if "." in name else "")
+
+
+@lru_cache(maxsize=4096)
+def _extension_candidates(suffix: str) -> tuple[str, ...]:
+    """enry's extension candidates of a lowercased suffix from the name's first dot (`.d.ts`, `.tcl`):
+    all that its extension strategy reads, so one lookup serves every file with that suffix."""
+    if not suffix:
+        return ()
+    from enry.definitions import lib  # enry-python 0.2 wraps no call for the extension candidates
+    from enry.utils import go_str_slice_to_py
+
+    return tuple(go_str_slice_to_py(lib, lib.GetLanguagesByExtension(b"f" + suffix.encode(), b"", 0, _null())))
+
+
+def _null():
+    from enry._c_enry import ffi
+
+    return ffi.NULL
 
 
 def fill_missing(langs: pa.Array, paths: pa.Array, texts: pa.Array) -> pa.Array:
@@ -78,17 +185,23 @@ def fill_missing(langs: pa.Array, paths: pa.Array, texts: pa.Array) -> pa.Array:
 
 
 def by_name(path: str) -> str | None:
-    """A language the file name alone gives (its file name, else its extension's first candidate), or
-    None. Only says whether the name is a language's; `detect` decides among ambiguous candidates."""
-    enry = _enry()
-    lang = enry.get_language_by_filename(path).language or enry.get_language_by_extension(path).language
-    return None if lang in NOT_A_LANGUAGE else lang
+    """A language the file name alone gives (its file name's, else its extension's first candidate), or
+    None; `detect` decides among ambiguous candidates. An extension that may be `Text` (`.txt`: Text,
+    Adblock Filter List, Vim Help File) names no language: such a file is plain text unless its content
+    says otherwise, and only reading it can tell."""
+    by_filename, by_extension = _name_candidates(path.rsplit("/", 1)[-1])
+    candidates = by_filename or by_extension
+    return None if not candidates or NOT_A_LANGUAGE.intersection(candidates) else candidates[0]
 
 
 def by_head(head: bytes) -> str | None:
     """The language a file's first bytes name by a shebang (`#!/usr/bin/env tclsh`) or a modeline."""
     enry = _enry()
-    lang = enry.get_language_by_shebang(head).language or enry.get_language_by_modeline(head).language
+    lang = ""
+    if head.startswith(b"#!"):  # Linguist reads a shebang on the first line only
+        lang = enry.get_language_by_shebang(head).language
+    if not lang and _MODELINE_MARK.search(head):  # enry's modeline regexes are slow: ask only when one may be there
+        lang = enry.get_language_by_modeline(head).language
     return None if lang in NOT_A_LANGUAGE else lang
 
 
