@@ -49,8 +49,12 @@ _MODELINE_SCOPE = 5
 _SHEBANG_LINE = 1024
 #: File names enry's manpage strategy may narrow (Linguist's pattern, widened to every digit).
 _MANPAGE_NAME = re.compile(r"\.(?:[0-9][a-z_0-9]*|0p|n|man|mdoc)(?:\.in)?$", re.IGNORECASE)
-#: Every Emacs modeline has `-*-`; every Vim one `vi:`, `vim:`, `Vim600:`, `ex:` (a superset of Linguist's).
-_MODELINE_MARK = re.compile(rb"-\*-|(?:vi|ex)(?:m[<=>]?[0-9]*)?:", re.IGNORECASE)
+#: A superset of what enry's modeline regexes match: an Emacs modeline is `-*- ... -*-` on one line, a Vim
+#: one has `vi:` / `vim:` / `Vim600:` / `ex:` and `ft=` / `filetype=` / `syntax=`. Two linear searches
+#: (`_may_hold_modeline`): one pattern spanning both parts would rescan a long line from every `ex:`.
+_EMACS_MARK = re.compile(rb"-\*-[^\n]*-\*-")
+_VIM_MARK = re.compile(rb"(?:vi|ex)(?:m[<=>]?[0-9]*)?:", re.IGNORECASE)
+_VIM_FILETYPE = re.compile(rb"(?:ft|filetype|syntax)[ \t]*=", re.IGNORECASE)
 
 
 #: The default `language.code_languages`: every language of these Linguist types ...
@@ -102,7 +106,7 @@ def _first_strategies(path: str, content: bytes) -> str | None:
     if b"\0" in content[:_BINARY_SNIFF]:
         return None  # enry calls it binary and answers nothing
     ends = _header_and_footer(content)
-    if _MODELINE_MARK.search(ends):
+    if _may_hold_modeline(ends):
         lang = _enry().get_language_by_modeline(ends).language
         if lang:
             return lang
@@ -130,6 +134,10 @@ def _heuristics(name: str, content: bytes, candidates: tuple[str, ...]) -> list[
 
     c_candidates, _keep_alive = prepare_candidates(list(candidates))
     return go_str_slice_to_py(lib, lib.GetLanguagesByContent(name.encode(), content, len(content), c_candidates))
+
+
+def _may_hold_modeline(text: bytes) -> bool:
+    return bool(_EMACS_MARK.search(text) or (_VIM_MARK.search(text) and _VIM_FILETYPE.search(text)))
 
 
 def _header_and_footer(content: bytes) -> bytes:
@@ -200,7 +208,7 @@ def by_head(head: bytes) -> str | None:
     lang = ""
     if head.startswith(b"#!"):  # Linguist reads a shebang on the first line only
         lang = enry.get_language_by_shebang(head).language
-    if not lang and _MODELINE_MARK.search(head):  # enry's modeline regexes are slow: ask only when one may be there
+    if not lang and _may_hold_modeline(head):  # enry's modeline regexes are slow: ask only when one may be there
         lang = enry.get_language_by_modeline(head).language
     return None if lang in NOT_A_LANGUAGE else lang
 

@@ -32,6 +32,8 @@ FILES = [
     ("tools/sum.awk", "{ total += $1 }\nEND { print total }\n", "Awk"),
     ("m4/ax_check.m4", "AC_DEFUN([AX_CHECK_FOO], [\n  AC_MSG_CHECKING([for foo])\n])\n", "M4Sugar"),
     ("macros/quote.m4", "define(`quote', `$1')dnl\nquote(`hi')\n", "M4"),
+    ("scripts/tail", "{ n++ }\n" * 20 + "# vim: set ft=awk:\n", "Awk"),  # a modeline in the last lines
+    ("css/app.min.css", ".a{display:flex;}" * 2000, "CSS"),  # `flex:` looks like Vim's `ex:`; no modeline
     ("CMakeLists.txt", "project(x C)\nadd_executable(x main.c)\n", "CMake"),
     ("Makefile", "all:\n\tcc -o x main.c\n", "Makefile"),
     ("notes.txt", "Remember to water the plants.\n", None),  # Linguist's Text: no language
