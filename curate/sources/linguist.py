@@ -103,7 +103,7 @@ def _first_strategies(path: str, content: bytes) -> str | None:
     Why: enry's own call costs ~130 us a file (copies, binary sniff, modeline regexes on the ends), which
     is a fifth of a code tree's ingest; most files are settled by their name. A test checks this agrees
     with enry's `get_language` on every file it is given."""
-    if b"\0" in content[:_BINARY_SNIFF]:
+    if content.find(b"\0", 0, _BINARY_SNIFF) >= 0:
         return None  # enry calls it binary and answers nothing
     ends = _header_and_footer(content)
     if _may_hold_modeline(ends):
@@ -141,16 +141,19 @@ def _may_hold_modeline(text: bytes) -> bool:
 
 
 def _header_and_footer(content: bytes) -> bytes:
-    """The lines enry searches for modelines: the first and the last five (all of a short file)."""
-    if content.count(b"\n", 0, 8 * 1024) < 2 * _MODELINE_SCOPE and content.count(b"\n") < 2 * _MODELINE_SCOPE:
-        return content
-    head = 0
+    """The lines enry searches for modelines: the first and the last five, or all of a file with fewer
+    than ten line ends (found by position, without counting every line end of a long file)."""
+    head = -1
     for _ in range(_MODELINE_SCOPE):
-        head = content.index(b"\n", head) + 1
+        head = content.find(b"\n", head + 1)
+        if head < 0:
+            return content
     foot = len(content)
     for _ in range(_MODELINE_SCOPE):
-        foot = content.rindex(b"\n", 0, foot)
-    return content[:head] + content[foot:]
+        foot = content.rfind(b"\n", 0, foot)
+    if foot <= head:  # the 5th line end from the end is not after the 5th from the start: < 10 line ends
+        return content
+    return content[: head + 1] + content[foot:]
 
 
 @lru_cache(maxsize=65536)
