@@ -3,9 +3,11 @@
 The Stack v2 assigned languages with go-enry, and The Stack's `lang` column uses Linguist's names, so a
 code document's language here is Linguist's canonical name (`Tcl`, `Vue`, `Vim Script`, `M4Sugar`).
 
-- `detect(path, content)`: enry's whole strategy, in Linguist's order: modeline, file name, shebang,
-  extension, then content (heuristics such as `.h` C / C++ / Objective-C, `.m` Objective-C / MATLAB,
-  `.pl` Perl / Prolog, and the Bayesian classifier among the remaining candidates). None when enry cannot
+- `detect(path, content)`: enry's answer (`enry.get_language`): its strategies in Linguist's order,
+  modeline, file name, shebang, extension, then content (heuristics such as `.h` C / C++ / Objective-C,
+  `.m` Objective-C / MATLAB, `.pl` Perl / Prolog, and the Bayesian classifier among the remaining
+  candidates). Most files are settled by cheaper calls into the same strategies (`_first_strategies`),
+  with the same answers (checked by a test, and on 11,089 real files). None when enry cannot
   classify the file, and also for `Text`: that is Linguist's name for "plain text, nothing more specific"
   (`.txt`, `README` without extension is not even that), so it says no more than None and a code tree reads
   such files only with `include_unknown`, as before. Other prose and data languages (Markdown, JSON, CSV)
@@ -88,8 +90,8 @@ def _bounded(content: bytes) -> bytes:
 
     Why: enry's cost grows with the bytes it is given (copies, regexes over the whole file, a Bayesian
     classifier at ~1 us per byte and candidate); Linguist's own classifier reads only the first 50 KiB.
-    The first CONTENT_BYTES settle the language as the whole file does on all but a few files (measured
-    in the README); the modeline at the file's end was already read by `_first_strategies`."""
+    On 11,089 real files the first CONTENT_BYTES gave the whole file's answer every time (README); the
+    modeline at the file's end was already read by `_first_strategies`."""
     if len(content) <= CONTENT_BYTES:
         return content
     end = content.rfind(b"\n", 0, CONTENT_BYTES)
@@ -100,9 +102,9 @@ def _first_strategies(path: str, content: bytes) -> str | None:
     """enry's answer when its modeline, file-name, shebang or extension strategy gives exactly one
     language (enry returns that one), computed from cached name lookups; None: ask enry itself.
 
-    Why: enry's own call costs ~130 us a file (copies, binary sniff, modeline regexes on the ends), which
-    is a fifth of a code tree's ingest; most files are settled by their name. A test checks this agrees
-    with enry's `get_language` on every file it is given."""
+    Why: enry's whole call costs 50-150 us a file (the content is copied and scanned by each strategy),
+    as much as ingest spends on a small file; most files are settled by their name. A test checks this
+    agrees with enry's `get_language` on every file it writes."""
     if content.find(b"\0", 0, _BINARY_SNIFF) >= 0:
         return None  # enry calls it binary and answers nothing
     ends = _header_and_footer(content)
