@@ -108,15 +108,34 @@ class CodeCommentsConfig(Model):
     min_chars: int = Field(200, ge=1, description="documents with fewer comment characters are not judged (kept)")
 
 
+LinguistType = Literal["programming", "markup", "data", "prose"]
+
+
+class CodeLanguageSelection(Model):
+    """Code languages chosen by Linguist type, plus names: `{types: [programming], names: [JSON]}`."""
+
+    types: list[LinguistType] = Field([], description="every Linguist language of these types")
+    names: list[str] = Field([], description="more languages by name (Linguist's, case-insensitive)")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CodeLanguageSelection:
+        if not self.types and not self.names:
+            raise ValueError("language.code_languages: name at least one type or language (an empty selection "
+                             "would drop every code document)")
+        return self
+
+
 class LanguageConfig(Model):
     model: str | None = Field(None, description="fastText language-ID model; default: lid.176.ftz from `curate assets` "
                               "(CURATE_HOME/assets, found from any folder); or e.g. the larger lid.176.bin; its label "
                               "set is what `keep` is checked against")
     keep: list[str] = Field(["en"], min_length=1, description="natural languages kept (model labels, e.g. en, de)")
     min_score: float = Field(0.65, ge=0, le=1, description="lowest top-label probability kept (RefinedWeb, Sec. 3.1: 0.65)")
-    code_languages: list[str] | None = Field(
-        None, description="programming languages kept, as in The Stack's `lang` column (case-insensitive); "
-        "default: every language of the extension map")
+    code_languages: list[str] | CodeLanguageSelection | None = Field(
+        None, description="code languages kept: a list of names as in The Stack's `lang` column (Linguist's; "
+        "case-insensitive, aliases such as `viml` accepted), or `{types: [...], names: [...]}`; default: every "
+        "Linguist language of type programming or markup, plus JSON, YAML, TOML, XML, INI, SQL, Protocol "
+        "Buffer, GraphQL, Markdown, reStructuredText, AsciiDoc (curate.sources.linguist.DEFAULT_CODE_LANGUAGES)")
     max_chars: int = Field(10_000, ge=1, description="text documents are identified on their first max_chars characters")
     code_comments: CodeCommentsConfig | None = Field(
         None, description="when set, code whose comments are confidently in a language outside "
@@ -126,6 +145,29 @@ class LanguageConfig(Model):
     mask_markup: bool = Field(True, description="identify the prose only: code blocks, LaTeX commands and math, "
                               "wikitext templates and tables, HTML tags and URLs are blanked in the string given to "
                               "the model (the kept text is unchanged)")
+
+    @field_validator("code_languages", mode="before")
+    @classmethod
+    def _code_languages_shape(cls, value: Any) -> Any:
+        """One message naming the field, instead of one per union branch."""
+        if isinstance(value, dict):
+            try:
+                return CodeLanguageSelection.model_validate(value)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = field_path(["language", "code_languages", *err["loc"]])
+                msg = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    close = difflib.get_close_matches(str(err["loc"][-1]), list(CodeLanguageSelection.model_fields), n=1)
+                    msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else " (allowed: names, types)")
+                raise ValueError(msg if msg.startswith("language.") else f"{where}: {msg}") from None
+        if isinstance(value, list):
+            for k, name in enumerate(value):
+                if not isinstance(name, str):
+                    raise ValueError(f"language.code_languages[{k}]: must be a language name (a string)")
+        elif value is not None and not isinstance(value, CodeLanguageSelection):
+            raise ValueError("language.code_languages: a list of language names, or {types: [...], names: [...]}")
+        return value
 
 
 class QualityClassifierConfig(Model):
@@ -298,14 +340,15 @@ class TableSource(_SourceBase):
 
 
 class CodeTreeSource(_SourceBase):
-    """A directory of source files; the language comes from the extension map."""
+    """A directory of source files; the language is GitHub Linguist's, by go-enry (curate/sources/linguist.py)."""
 
     format: Literal["code-tree"]
     extensions: dict[str, str] | None = Field(
-        None, description="extension -> language overrides/additions, e.g. {'.pyx': 'Cython'}"
+        None, description="extension -> language; wins over go-enry, e.g. {'.pyx': 'Cython', '.h': 'C'}"
     )
     include_unknown: bool = Field(
-        False, description="also read files whose extension is not in the map (lang null)"
+        False, description="also read files that go-enry cannot classify by name, shebang or modeline "
+        "(`lang` null; the language stage drops them as language.unknown_code_language)"
     )
 
 

@@ -31,6 +31,12 @@ def test_ray_is_imported_only_by_the_engine():
     assert offenders == []
 
 
+def test_enry_is_imported_only_by_the_linguist_module():
+    offenders = [str(p.relative_to(ROOT)) for p in py_files("curate", "stats", "tests")
+                 if p != ROOT / "curate/sources/linguist.py" and any(n.split(".")[0] == "enry" for n in imports(p))]
+    assert offenders == []
+
+
 def test_stages_do_no_io():
     offenders = []
     for p in py_files("curate/stages"):

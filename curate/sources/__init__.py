@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.errors import SourceError
-from curate.sources import code_tree, jsonl, tables
+from curate.sources import code_tree, jsonl, linguist, tables
 from curate.sources.files import InputFile, expand, open_binary
 
 READ_FLUSH_BYTES = 32 * 1024 * 1024
@@ -149,8 +150,24 @@ def read_partition(partition: Partition, recipe, lenient: bool = False) -> Itera
     if file.size == 0:
         return  # an empty file holds no records, whatever its compression suffix says
     if source.format == "jsonl":
-        yield from jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES)
+        raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES)
     elif source.format == "parquet":
-        yield from tables.read_parquet(file, partition.row_groups, source, prefix)
+        raws = tables.read_parquet(file, partition.row_groups, source, prefix)
     else:
-        yield from tables.read_arrow(file, source, prefix)
+        raws = tables.read_arrow(file, source, prefix)
+    yield from (_detect_languages(raw, source, file.relname) for raw in raws) if source.kind == "code" else raws
+
+
+def _detect_languages(raw: pa.Table, source, relname: str) -> pa.Table:
+    """Code records without a language (no `lang_field` value, no `lang`) get go-enry's, from the record's
+    path (`path_field`) and text. Without a `path_field` only the content speaks (shebang, modeline): the
+    file name is the container's (`data.jsonl`), not the record's."""
+    if raw.num_rows == 0 or raw["lang"].null_count == 0:
+        return raw
+    paths = raw["path_or_url"].combine_chunks()
+    if source.path_field is None:
+        paths = pa.nulls(raw.num_rows, pa.string())
+    else:  # a record without the field got the container's name: not its own path
+        paths = pc.if_else(pc.equal(paths, relname), pa.nulls(raw.num_rows, pa.string()), paths)
+    langs = linguist.fill_missing(raw["lang"], paths, raw["text"])
+    return raw.set_column(raw.schema.get_field_index("lang"), "lang", langs)

@@ -13,6 +13,7 @@ import pyarrow as pa
 from curate import parts, tasks
 from curate.assets import lid_model_path
 from curate.errors import RecipeError
+from curate.sources import linguist
 from curate.sources.extensions import known_languages
 from curate.stages import language
 from curate.tasks import PartTask
@@ -44,9 +45,19 @@ def predict(ft_model, prepared: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def code_languages(cfg) -> set[str]:
-    """The lowercased code languages a language section keeps."""
-    chosen = cfg.code_languages
-    return {lang.lower() for lang in (chosen if chosen is not None else known_languages())}
+    """The code languages a language section's `code_languages` keeps, lowercased (aliases of members match too);
+    built once per process and selection."""
+    return tasks.cached(("code_languages", repr(cfg.code_languages)), lambda: allowed_code_languages(cfg.code_languages))
+
+
+def allowed_code_languages(chosen) -> set[str]:
+    """A `code_languages` value (None: the default; a list of names; a {types, names} selection) as the
+    lowercased set the stage matches `lang` against."""
+    if chosen is None:
+        return linguist.selection(linguist.DEFAULT_CODE_TYPES, linguist.DEFAULT_CODE_NAMES)
+    if isinstance(chosen, list):
+        return linguist.selection((), chosen)
+    return linguist.selection(chosen.types, chosen.names)
 
 
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
@@ -111,27 +122,44 @@ def _sections(recipe) -> Iterator[tuple[str, object, bool]]:
 
 def code_language_errors(recipe) -> list[str]:
     """`language.code_languages` names: a near miss of a known name ('Pyhton', 'Javascirpt') is an error,
-    since it would silently drop a whole language; a name unknown to the extension map and to every
-    source's `extensions` is allowed (The Stack's `lang` column has hundreds) with a warning."""
-    import logging
+    since it would silently drop a whole language; a name that Linguist, the extension map and every
+    source's `extensions` all lack is allowed (a source's `lang` may use it) with a warning. Known: any
+    spelling of a Linguist language or alias, case-insensitively."""
+    sections = [("language", recipe.language.code_languages)]
+    sections += [(f"sources[{i}].language", s.language.code_languages) for i, s in enumerate(recipe.sources)
+                 if "code_languages" in s.overrides("language")]
+    known = _known_code_languages(recipe)
+    errors = []
+    for prefix, chosen in sections:
+        if chosen is None:
+            continue
+        named = [(f"{prefix}.code_languages[{i}]", n) for i, n in enumerate(chosen)] if isinstance(chosen, list) else \
+            [(f"{prefix}.code_languages.names[{i}]", n) for i, n in enumerate(chosen.names)]
+        errors += [err for where, name in named if (err := _name_error(where, name, known))]
+    return errors
 
+
+def _known_code_languages(recipe) -> dict[str, str]:
     from curate.rules.table import code_language_names
 
-    known = {name.lower(): name for name in known_languages() | code_language_names()}
+    known = {key: name for key, (name, _type) in linguist.languages().items()}
+    known.update({name.lower(): name for name in known_languages() | code_language_names()})
     for source in recipe.sources:
         known.update({lang.lower(): lang for lang in (getattr(source, "extensions", None) or {}).values()})
-    errors = []
-    for i, name in enumerate(recipe.language.code_languages or []):
-        if name.lower() in known:
-            continue
-        close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
-        if close:
-            errors.append(f"language.code_languages[{i}]: {name!r} is not a known language; did you mean {known[close[0]]!r}?")
-        else:
-            logging.getLogger("curate").warning(
-                "language.code_languages[%d]: %r is not in the extension map: only documents whose source gives "
-                "this `lang` are kept under it", i, name)
-    return errors
+    return known
+
+
+def _name_error(where: str, name: str, known: dict[str, str]) -> str | None:
+    import logging
+
+    if name.lower() in known or linguist.canonical(name):
+        return None
+    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
+    if close:
+        return f"{where}: {name!r} is not a known language; did you mean {known[close[0]]!r}?"
+    logging.getLogger("curate").warning(
+        "%s: %r is not a Linguist language: only documents whose source gives this `lang` are kept under it", where, name)
+    return None
 
 
 def model_labels(path: str) -> set[str]:

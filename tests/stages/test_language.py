@@ -98,15 +98,21 @@ def test_unknown_language_code_is_a_recipe_error_naming_the_field(tmp_path, lid_
 
 
 def test_code_language_near_miss_is_an_error_and_an_unlisted_name_a_warning(tmp_path, lid_model_path, caplog):
-    src = {"name": "t", "kind": "code", "format": "code-tree", "paths": [str(tmp_path)], "extensions": {".v": "Verilog"}}
-    ok = ["python", "C++", "Verilog", "COBOL"]  # case-insensitive; a source's extensions; The Stack-only name
-    W.check_recipe(recipe([src], language={"code_languages": ok, "model": str(lid_model_path)}))
-    assert "'COBOL' is not in the extension map" in caplog.text and "Verilog" not in caplog.text
+    src = {"name": "t", "kind": "code", "format": "code-tree", "paths": [str(tmp_path)], "extensions": {".qz": "Quuxlang"}}
+    ok = ["python", "C++", "Quuxlang", "COBOL", "viml", "Zorblatt"]  # any case; a source's extensions; Linguist
+    W.check_recipe(recipe([src], language={"code_languages": ok, "model": str(lid_model_path)}))  # and an alias
+    assert "'Zorblatt' is not a Linguist language" in caplog.text
+    assert "Quuxlang" not in caplog.text and "COBOL" not in caplog.text and "viml" not in caplog.text
     bad = recipe([src], language={"code_languages": ["Python", "Javascirpt", "Pyhton"], "model": str(lid_model_path)})
     with pytest.raises(RecipeError) as err:
         W.check_recipe(bad)
     assert "language.code_languages[1]: 'Javascirpt' is not a known language; did you mean 'JavaScript'?" in str(err.value)
     assert "language.code_languages[2]" in str(err.value)
+    typo = recipe([src], language={"code_languages": {"types": ["markup"], "names": ["Tccl", "Awk"]},
+                                   "model": str(lid_model_path)})
+    with pytest.raises(RecipeError, match=r"language\.code_languages\.names\[0\]: 'Tccl' is not a known language; "
+                       r"did you mean 'Tcl'\?"):
+        W.check_recipe(typo)
 
 
 def test_stage_end_to_end_on_the_local_engine(tmp_path, local_engine, lid_model_path):
