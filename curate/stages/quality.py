@@ -10,7 +10,8 @@ Reason codes: `quality.<rule id>` for the first rule that fired (one per row of 
 which cites each threshold's paper), then `quality.classifier_low_score`.
 Rules: Gopher quality and repetition (Rae et al. 2021), C4 (Raffel et al. 2020), FineWeb (Penedo et al. 2024)
 for text; Codex (Chen et al. 2021), The Stack (Kocetkov et al. 2022), StarCoder (Li et al. 2023) for code.
-Signals are computed in one shared tokenisation per kind (`curate.rules.text_metrics` / `code_metrics`).
+Signals are computed in one shared tokenisation per kind (`curate.rules.text_metrics` / `code_metrics`);
+code also gets `linguist_generated` / `linguist_vendored` from GitHub Linguist's rules (go-enry) on its path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from curate.rules.code_metrics import code_signals
 from curate.rules.profiles import active_rules as profile_rules
 from curate.rules.table import Rule, rules
 from curate.rules.text_metrics import text_signals
-from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, TEXT
+from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, PATH, TEXT
 
 CLASSIFIER_REASON = "quality.classifier_low_score"
 
@@ -43,7 +44,7 @@ def active_rules(thresholds: dict[str, float], disable: list[str], profile: str 
 def signal_names() -> tuple[str, ...]:
     """Every signal name, text first then code, in a fixed order (the struct's fields)."""
     probe_text = text_signals(pa.array([""], pa.string()))
-    probe_code = code_signals(pa.array([""], pa.string()), pa.array(["Python"]))
+    probe_code = _code_signals(pa.array([""], pa.string()), pa.array(["Python"]), pa.array(["x.py"]))
     return tuple(probe_text) + tuple(k for k in probe_code if k not in probe_text)
 
 
@@ -52,12 +53,28 @@ def compute_signals(table: pa.Table) -> dict[str, np.ndarray]:
     n = table.num_rows
     is_text = pc.equal(table[KIND], "text").to_numpy(zero_copy_only=False)
     texts = table[TEXT].combine_chunks()
+    paths = table[PATH].combine_chunks() if PATH in table.column_names else pa.nulls(n, pa.string())
     out = {name: np.full(n, np.nan) for name in signal_names()}
-    for mask, fn in ((is_text, lambda t, _: text_signals(t)), (~is_text, code_signals)):
+    for mask, fn in ((is_text, lambda t, _, __: text_signals(t)), (~is_text, _code_signals)):
         if mask.any():
             sel = pa.array(mask)
-            for name, values in fn(texts.filter(sel), table[LANG].combine_chunks().filter(sel)).items():
+            for name, values in fn(texts.filter(sel), table[LANG].combine_chunks().filter(sel), paths.filter(sel)).items():
                 out[name][mask] = values
+    return out
+
+
+def _code_signals(texts: pa.Array, langs: pa.Array, paths: pa.Array) -> dict[str, np.ndarray]:
+    """Code signals, plus GitHub Linguist's generated-file and vendored-path rules (go-enry) on the
+    documents' paths and texts: 1.0 / 0.0, NaN for a document without a path."""
+    from curate.sources.linguist import generated_flags, vendored_flags
+
+    out = code_signals(texts, langs)
+    no_path = pc.is_null(paths).to_numpy(zero_copy_only=False)
+    vendored = vendored_flags(paths)
+    # Linguist also calls some vendored paths generated (Go's vendor/, node_modules/): those are left to
+    # linguist_vendored, which the default profile records without dropping
+    out["linguist_generated"] = np.where(no_path, np.nan, generated_flags(paths, texts) & ~vendored)
+    out["linguist_vendored"] = np.where(no_path, np.nan, vendored)
     return out
 
 

@@ -95,3 +95,28 @@ def test_profile_table_names_known_rules_of_one_kind_per_profile():
     # web is today's text rule set (every Gopher, C4 and FineWeb rule) plus mojibake
     old_text = {r.id for r in rules() if r.applies_to == "text" and r.id.startswith(("gopher_", "c4_", "fineweb_"))}
     assert set(resolve("web", {})) == old_text | {"mojibake"}
+
+
+def decide_paths(docs: list[tuple[str, str, str]], profile: str) -> list[str | None]:
+    """(path, language, text) code documents under a profile."""
+    t = pa.table({"id": [str(i) for i in range(len(docs))], "text": [d[2] for d in docs], "kind": ["code"] * len(docs),
+                  "source": ["s"] * len(docs), "lang": [d[1] for d in docs], "path_or_url": [d[0] for d in docs]})
+    return quality.apply(t, quality.active_rules({}, [], profile, {}), profile=profile)["drop_reason"].to_pylist()
+
+
+DESIGNER_CS = ("namespace Shop.Forms\n{\n    partial class CartForm\n    {\n        /// <summary>\n"
+               "        /// Required designer variable.\n        /// </summary>\n"
+               "        private System.ComponentModel.IContainer components = null;\n    }\n}\n")
+VENDORED_GO = "// Package ring is a small ring buffer.\npackage ring\n\nfunc New(n int) []int { return make([]int, n) }\n"
+
+
+def test_linguist_generated_is_dropped_by_code_and_vendored_only_by_code_strict():
+    docs = [("Shop/Forms/CartForm.Designer.cs", "C#", DESIGNER_CS),
+            ("vendor/github.com/acme/ring/ring.go", "Go", VENDORED_GO),
+            ("ring/ring.go", "Go", VENDORED_GO)]
+    assert decide_paths(docs, "code") == ["quality.linguist_generated", None, None]
+    assert decide_paths(docs, "code-strict") == ["quality.linguist_generated", "quality.linguist_vendored", None]
+    t = pa.table({"id": ["a"], "text": [DESIGNER_CS], "kind": ["code"], "source": ["s"], "lang": ["C#"],
+                  "path_or_url": [None]})  # no path: Linguist's rules are undefined, never fire
+    signals = quality.apply(t, quality.active_rules({}, [], "code", {}))["quality_signals"].to_pylist()[0]
+    assert signals["linguist_generated"] is None and signals["linguist_vendored"] is None
