@@ -124,13 +124,13 @@ class ShardSet:
             buf = source.read_buffer()
             if verify:
                 self._check(shard, hashlib.sha256(memoryview(buf)).hexdigest())
-            return self._parse(shard, buf, rows)
+            return self._parse(shard, buf, rows, read_all=False)  # hashed already
 
     def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> Rows:
         with self.store.open_read(key) as fh:
             reader = _HashingReader(fh)
             try:
-                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows)
+                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows, read_all=verify)
             except ShardError:
                 if verify:  # corruption shows up as a parse error first; name the checksum if it differs
                     reader.drain()
@@ -141,15 +141,17 @@ class ShardSet:
                 self._check(shard, reader.hash.hexdigest())
             return got
 
-    def _parse(self, shard: int, source, rows: np.ndarray) -> Rows:
+    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool) -> Rows:
         try:
-            return self._take_rows(ipc.open_stream(source), rows)
+            return self._take_rows(ipc.open_stream(source), rows, read_all)
         except (pa.ArrowException, ValueError, KeyError) as exc:
             raise ShardError(f"{self._where(self.files[shard])}: not a readable shard ({exc})") from exc
 
-    def _take_rows(self, reader, rows: np.ndarray) -> Rows:
+    def _take_rows(self, reader, rows: np.ndarray, read_all: bool) -> Rows:
         parts, start = [], 0
         for batch in reader:
+            if not read_all and len(rows) and start > rows[-1]:
+                break  # nothing more is asked for, and no checksum needs the rest of the stream
             stop = start + batch.num_rows
             lo, hi = np.searchsorted(rows, [start, stop])
             if hi == lo:

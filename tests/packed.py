@@ -33,14 +33,16 @@ class Packed:
 
 
 def write_packed(workdir: Path, sizes=(7, 5, 9, 4, 6), seq_len: int = 16, seed: int = 0, vocab: int = 300,
-                 pad: int = 5, batch_rows: int = 3) -> Packed:
-    """Shards of `sizes` sequences (the last one with `pad` padding tokens), record batches of `batch_rows`."""
+                 pad: int = 5, batch_rows: int = 3, lengths: list[int] | None = None) -> Packed:
+    """Shards of `sizes` sequences (the last one with `pad` padding tokens), record batches of `batch_rows`;
+    documents of random lengths up to 3 sequences, or of the given `lengths` first."""
     rng = np.random.default_rng(seed)
     dtype = np.uint16 if vocab <= 65536 else np.uint32
     total = sum(sizes) * seq_len - pad
     docs, n = [], 0
     while n < total:
-        length = int(min(rng.integers(2, 3 * seq_len), total - n))
+        wanted = lengths[len(docs)] if lengths and len(docs) < len(lengths) else rng.integers(2, 3 * seq_len)
+        length = int(min(wanted, total - n))
         tokens = rng.integers(1, vocab, size=length).astype(dtype)
         tokens[-1] = EOS
         docs.append((f"src/doc-{len(docs)}", tokens))
