@@ -13,7 +13,7 @@ Order: `curate.epoch_order` (per epoch a seeded, shard-aware permutation; rank r
 world_size-th position). The state is the epoch and the global position (how many sequences of the
 epoch's order all ranks together consumed), so it can be restored at any world size. Memory: a rank
 holds its share of one window of `window` shards at a time (about window x shard bytes / world_size),
-plus the window being read ahead when `prefetch` is on. Needs only the core install; no torch, no Ray.
+plus the window being read ahead when `prefetch` is on (the default for remote shards). Needs only the core install; no torch, no Ray.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from curate.epoch_order import EpochOrder, rank_count, rank_positions
 from curate.errors import CurateError
 from curate.shard_reader import Rows, ShardSet
+from curate.stores import LocalStore
 
 STATE_FORMAT = "curate-loader/1"
 
@@ -43,7 +44,7 @@ class PackedShards:
 
     def __init__(self, location: str | Path, *, rank: int = 0, world_size: int = 1, seed: int = 0,
                  shuffle: bool = True, epoch: int = 0, endpoint_url: str | None = None, verify: bool = True,
-                 window: int = 2, prefetch: bool = True):
+                 window: int = 2, prefetch: bool | None = None):
         if world_size < 1 or not 0 <= rank < world_size:
             raise LoaderError(f"rank {rank} is not in [0, world_size={world_size})")
         if window < 1:
@@ -51,7 +52,10 @@ class PackedShards:
         self.shards = ShardSet(location, endpoint_url)
         self.rank, self.world_size = rank, world_size
         self.seed, self.shuffle, self.window = int(seed), bool(shuffle), int(window)
-        self.verify, self.prefetch = verify, prefetch
+        # reading ahead pays where reading waits (a network); memory-mapped local shards are read faster than
+        # a thread starts, so by default only remote shards are read ahead
+        self.verify = verify
+        self.prefetch = not isinstance(self.shards.store, LocalStore) if prefetch is None else bool(prefetch)
         self.epoch, self.position = int(epoch), 0
         self._origin, self._consumed = 0, 0  # where the running iteration began; sequences this rank yielded
         self._verified: set[int] = set()
@@ -108,9 +112,15 @@ class PackedShards:
     def __iter__(self) -> Iterator[dict]:
         """The rest of the current epoch for this rank; afterwards the next epoch begins at position 0."""
         self._origin, self._consumed = self.position, 0
-        for item in self._items():
-            self._consumed += 1
-            yield item
+        for plan, rows in self._windows(self.order()):
+            chunks, offsets, items = _placement(*plan, rows)
+            # the per-sequence loop is the loader's hot path: one generator, no calls but numpy slicing
+            for g, c, k in items:
+                r, off = chunks[c], offsets[c]
+                a, b = off[k], off[k + 1]
+                self._consumed += 1
+                yield {"input_ids": r.input_ids[k], "doc_ids": r.doc_ids[a:b].tolist(),
+                       "doc_lengths": r.doc_lengths[a:b], "doc_starts": r.doc_starts[a:b], "index": g}
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def _plans(self, order: EpochOrder) -> Iterator[tuple]:
@@ -129,11 +139,11 @@ class PackedShards:
             shard, row = order.locate(seqs)
             yield seqs, shard, row
 
-    def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, Rows]:
+    def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
         for s in np.unique(shard).tolist():
-            rows = np.unique(row[shard == s])
-            got[s] = self.shards.read_rows(s, rows, verify=self.verify and s not in self._verified)
+            rows = np.sort(row[shard == s])  # distinct: a sequence comes once per epoch
+            got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified)
             self._verified.add(s)
         return got
 
@@ -160,10 +170,6 @@ class PackedShards:
         finally:
             ahead.join()
 
-    def _items(self) -> Iterator[dict]:
-        for (seqs, shard, row), rows in self._windows(self.order()):
-            yield from _emit(seqs, shard, row, rows)
-
     # ------------------------------------------------------------------ DataLoader workers
     def worker_split(self, part: int, parts: int, block: int = 1) -> PackedShards:
         """A copy that reads only blocks part, part + parts, ... of `block` consecutive sequences of this
@@ -177,17 +183,20 @@ class PackedShards:
         return other
 
 
-def _emit(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, Rows]) -> Iterator[dict]:
-    """The window's sequences in this rank's order."""
-    index = {s: np.searchsorted(np.unique(row[shard == s]), row[shard == s]) for s in rows}
-    local = np.empty(len(seqs), dtype=np.int64)
-    for s, k in index.items():
-        local[shard == s] = k
-    for g, s, k in zip(seqs.tolist(), shard.tolist(), local.tolist()):
-        r = rows[s]
-        a, b = int(r.offsets[k]), int(r.offsets[k + 1])
-        yield {"input_ids": r.input_ids[k], "doc_ids": r.doc_ids[a:b].tolist(), "doc_lengths": r.doc_lengths[a:b],
-               "doc_starts": r.doc_starts[a:b], "index": g}
+def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]):
+    """The chunks read for a window, their offsets as lists, and per sequence of the window in this rank's
+    order: (global index, chunk, place in the chunk)."""
+    chunks, chunk_of, place = [], np.empty(len(seqs), np.int64), np.empty(len(seqs), np.int64)
+    for s, got in rows.items():
+        mine = shard == s
+        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
+        slot = np.searchsorted(held, row[mine])
+        starts = np.cumsum([0] + [len(c) for c in got])
+        c = np.searchsorted(starts, slot, side="right") - 1
+        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
+        chunks += got
+    offsets = [c.offsets.tolist() for c in chunks]
+    return chunks, offsets, zip(seqs.tolist(), chunk_of.tolist(), place.tolist())
 
 
 class _Ahead:

@@ -42,6 +42,7 @@ class Rows:
     doc_lengths: np.ndarray  # int32
     doc_starts: np.ndarray  # bool
     n_pad: np.ndarray  # int32, per row
+    rows: np.ndarray  # int64: the shard rows these are, ascending
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -105,7 +106,17 @@ class ShardSet:
                          "pack, its shards/ folder, or a destination written by curate publish)")
 
     def read_rows(self, shard: int, rows: np.ndarray, verify: bool) -> Rows:
-        """The given rows (sorted, distinct) of a shard, in that order."""
+        """The given rows (sorted, distinct) of a shard, in that order and no others, as one block."""
+        got = concat_rows(self.read_chunks(shard, rows, verify), self.seq_len, self.dtype)
+        if len(got) == len(rows):
+            return got
+        keep = np.searchsorted(got.rows, rows)
+        return concat_rows([take(got, keep)], self.seq_len, self.dtype)
+
+    def read_chunks(self, shard: int, rows: np.ndarray, verify: bool) -> list[Rows]:
+        """The given rows (sorted, distinct) of a shard, one `Rows` per record batch they fall in. Local
+        shards are memory-mapped and their batches kept whole, without a copy (`Rows.rows` says which rows a
+        chunk holds); from a stream, a batch partly asked for is reduced to those rows (memory: only them)."""
         key = self.prefix + self.files[shard]
         try:
             if isinstance(self.store, LocalStore):
@@ -119,18 +130,18 @@ class ShardSet:
             raise ShardError(f"{self._where(self.files[shard])}: sha256 {digest} differs from the pack manifest's "
                              f"{self.sha256[shard]}: the shard is corrupted or was replaced")
 
-    def _read_local(self, shard: int, path: Path, rows: np.ndarray, verify: bool) -> Rows:
+    def _read_local(self, shard: int, path: Path, rows: np.ndarray, verify: bool) -> list[Rows]:
         with pa.memory_map(str(path)) as source:
             buf = source.read_buffer()
             if verify:
                 self._check(shard, hashlib.sha256(memoryview(buf)).hexdigest())
-            return self._parse(shard, buf, rows, read_all=False)  # hashed already
+            return self._parse(shard, buf, rows, read_all=False, whole=True)  # hashed already
 
-    def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> Rows:
+    def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> list[Rows]:
         with self.store.open_read(key) as fh:
             reader = _HashingReader(fh)
             try:
-                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows, read_all=verify)
+                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows, read_all=verify, whole=False)
             except ShardError:
                 if verify:  # corruption shows up as a parse error first; name the checksum if it differs
                     reader.drain()
@@ -141,43 +152,60 @@ class ShardSet:
                 self._check(shard, reader.hash.hexdigest())
             return got
 
-    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool) -> Rows:
+    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
         try:
-            return self._take_rows(ipc.open_stream(source), rows, read_all)
+            return self._take_rows(ipc.open_stream(source), rows, read_all, whole)
         except (pa.ArrowException, ValueError, KeyError) as exc:
             raise ShardError(f"{self._where(self.files[shard])}: not a readable shard ({exc})") from exc
 
-    def _take_rows(self, reader, rows: np.ndarray, read_all: bool) -> Rows:
-        parts, start = [], 0
+    def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
+        chunks, start = [], 0
         for batch in reader:
             if not read_all and len(rows) and start > rows[-1]:
                 break  # nothing more is asked for, and no checksum needs the rest of the stream
             stop = start + batch.num_rows
             lo, hi = np.searchsorted(rows, [start, stop])
-            if hi == lo:
-                pass
-            elif hi - lo == batch.num_rows:  # every row of the batch: no copy
-                parts.append(batch)
-            else:
-                parts.append(batch.take(pa.array(rows[lo:hi] - start)))
+            if hi > lo and (whole or hi - lo == batch.num_rows):  # the batch as it is: no copy
+                chunks.append(batch_rows(batch, self.seq_len, np.arange(start, stop, dtype=np.int64)))
+            elif hi > lo:
+                chunks.append(batch_rows(batch.take(pa.array(rows[lo:hi] - start)), self.seq_len, rows[lo:hi]))
             start = stop
         if len(rows) and rows[-1] >= start:
             raise ValueError(f"row {int(rows[-1])} asked for, the shard has {start}")
-        return self._to_rows(parts)
+        return chunks
 
-    def _to_rows(self, batches: list[pa.RecordBatch]) -> Rows:
-        if not batches:
-            empty = np.zeros(0, np.int64)
-            return Rows(np.zeros((0, self.seq_len), self.dtype), np.zeros(1, np.int64), empty.astype(object),
-                        empty.astype(np.int32), empty.astype(bool), empty.astype(np.int32))
-        table = pa.Table.from_batches(batches)
 
-        def column(name):
-            return table.column(name).combine_chunks()
+def _flat(column) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets from 0, values) of a list column of one batch, without copying the values."""
+    offsets = column.offsets.to_numpy()
+    return (offsets - offsets[0]).astype(np.int64), pc.list_flatten(column)
 
-        ids = pc.list_flatten(column("input_ids")).to_numpy().reshape(-1, self.seq_len)
-        lengths = column("doc_lengths")
-        offsets = np.concatenate([[0], np.cumsum(pc.list_value_length(lengths).to_numpy())]).astype(np.int64)
-        return Rows(ids, offsets, pc.list_flatten(column("doc_ids")).to_numpy(zero_copy_only=False),
-                    pc.list_flatten(lengths).to_numpy(), pc.list_flatten(column("doc_starts")).to_numpy(zero_copy_only=False),
-                    column("n_pad_tokens").to_numpy())
+
+def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
+    offsets, doc_ids = _flat(batch.column("doc_ids"))
+    return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets,
+                doc_ids.to_numpy(zero_copy_only=False), _flat(batch.column("doc_lengths"))[1].to_numpy(),
+                _flat(batch.column("doc_starts"))[1].to_numpy(zero_copy_only=False),
+                batch.column("n_pad_tokens").to_numpy(), rows)
+
+
+def take(rows: Rows, keep: np.ndarray) -> Rows:
+    """Some of the rows (positions `keep`, ascending), as a new block."""
+    lengths = np.diff(rows.offsets)[keep]
+    pieces = np.concatenate([np.arange(rows.offsets[k], rows.offsets[k + 1]) for k in keep.tolist()] or [np.zeros(0, np.int64)])
+    return Rows(rows.input_ids[keep], np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), rows.doc_ids[pieces],
+                rows.doc_lengths[pieces], rows.doc_starts[pieces], rows.n_pad[keep], rows.rows[keep])
+
+
+def concat_rows(chunks: list[Rows], seq_len: int, dtype: np.dtype) -> Rows:
+    if not chunks:
+        empty = np.zeros(0, np.int64)
+        return Rows(np.zeros((0, seq_len), dtype), np.zeros(1, np.int64), empty.astype(object),
+                    empty.astype(np.int32), empty.astype(bool), empty.astype(np.int32), empty)
+    if len(chunks) == 1:
+        return chunks[0]
+    bases = np.cumsum([0] + [c.offsets[-1] for c in chunks[:-1]])
+    offsets = np.concatenate([[0]] + [c.offsets[1:] + b for c, b in zip(chunks, bases)]).astype(np.int64)
+    return Rows(np.concatenate([c.input_ids for c in chunks]), offsets, np.concatenate([c.doc_ids for c in chunks]),
+                np.concatenate([c.doc_lengths for c in chunks]), np.concatenate([c.doc_starts for c in chunks]),
+                np.concatenate([c.n_pad for c in chunks]), np.concatenate([c.rows for c in chunks]))

@@ -81,13 +81,13 @@ def test_window_bounds_what_is_read_together(packed, monkeypatch):
     """A window's sequences come from at most `window` shards; every shard is read once per epoch and rank,
     and verified on its first read only."""
     calls = []
-    original = ShardSet.read_rows
+    original = ShardSet.read_chunks
 
     def spy(self, shard, rows, verify):
         calls.append((shard, len(rows), verify))
         return original(self, shard, rows, verify)
 
-    monkeypatch.setattr(ShardSet, "read_rows", spy)
+    monkeypatch.setattr(ShardSet, "read_chunks", spy)
     data = load(packed, seed=1, window=2, rank=1, world_size=2, prefetch=False)
     order = data.order()
     seen = indices(data)
