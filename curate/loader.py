@@ -113,14 +113,14 @@ class PackedShards:
         """The rest of the current epoch for this rank; afterwards the next epoch begins at position 0."""
         self._origin, self._consumed = self.position, 0
         for plan, rows in self._windows(self.order()):
-            chunks, offsets, items = _placement(*plan, rows)
-            # the per-sequence loop is the loader's hot path: one generator, no calls but numpy slicing
-            for g, c, k in items:
-                r, off = chunks[c], offsets[c]
+            views, items = _placement(*plan, rows, self._consumed)
+            # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
+            for n, g, c, k in items:
+                ids, doc_ids, lengths, starts, off = views[c]
                 a, b = off[k], off[k + 1]
-                self._consumed += 1
-                yield {"input_ids": r.input_ids[k], "doc_ids": r.doc_ids[a:b].tolist(),
-                       "doc_lengths": r.doc_lengths[a:b], "doc_starts": r.doc_starts[a:b], "index": g}
+                self._consumed = n
+                yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
+                       "doc_starts": starts[a:b], "index": g}
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def _plans(self, order: EpochOrder) -> Iterator[tuple]:
@@ -178,14 +178,14 @@ class PackedShards:
         import copy
 
         other = copy.copy(self)
-        other._verified = set()
+        other._verified = self._verified  # shared: a persistent worker verifies each shard once, not every epoch
         other._split = (int(part), int(parts), int(block))
         return other
 
 
-def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]):
-    """The chunks read for a window, their offsets as lists, and per sequence of the window in this rank's
-    order: (global index, chunk, place in the chunk)."""
+def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
+    """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
+    rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
     chunks, chunk_of, place = [], np.empty(len(seqs), np.int64), np.empty(len(seqs), np.int64)
     for s, got in rows.items():
         mine = shard == s
@@ -195,8 +195,9 @@ def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[
         c = np.searchsorted(starts, slot, side="right") - 1
         chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
         chunks += got
-    offsets = [c.offsets.tolist() for c in chunks]
-    return chunks, offsets, zip(seqs.tolist(), chunk_of.tolist(), place.tolist())
+    views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
+    counts = range(consumed + 1, consumed + 1 + len(seqs))
+    return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())
 
 
 class _Ahead:

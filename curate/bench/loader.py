@@ -27,6 +27,7 @@ from curate.bench._harness import best_in_rounds
 
 SHARDS, SEQS, SEQ_LEN = 8, 1024, 4096  # 8 shards of 8 MB (uint16): 64 MB, 8192 sequences
 REPEATS = 5
+LOCAL_PASSES = 10
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -87,7 +88,13 @@ def _drain(items) -> int:
     return n
 
 
+def _passes(make, passes: int):
+    """`passes` epochs of what `make()` returns: a fresh reader per epoch (so `verify` hashes every time)."""
+    return lambda: sum(_drain(make()) for _ in range(passes))
+
+
 def bench_local(workdir: Path) -> dict[str, float]:
+    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine."""
     from curate.loader import PackedShards
 
     shards = workdir / "shards"
@@ -97,13 +104,15 @@ def bench_local(workdir: Path) -> dict[str, float]:
         with pa.memory_map(str(shards / name)) as source:
             yield from pa.ipc.open_stream(source)
 
-    return best_in_rounds({
-        "pyarrow": lambda: _drain(pyarrow_items(stream, manifest)),
-        "loader": lambda: _drain(PackedShards(workdir, seed=0, verify=False)),
-        "loader, no shuffle": lambda: _drain(PackedShards(workdir, shuffle=False, verify=False)),
-        "loader, verify": lambda: _drain(PackedShards(workdir, seed=0, verify=True)),
-        "loader, 2 ranks (rank 0)": lambda: _drain(PackedShards(workdir, seed=0, verify=False, world_size=2)),
+    times = best_in_rounds({
+        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), LOCAL_PASSES),
+        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), LOCAL_PASSES),
+        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), LOCAL_PASSES),
+        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), LOCAL_PASSES),
+        "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
+                                            LOCAL_PASSES),
     }, REPEATS)
+    return {name: t / LOCAL_PASSES for name, t in times.items()}
 
 
 def bench_s3(workdir: Path) -> dict[str, float]:
