@@ -263,3 +263,15 @@ def test_s3_destination(packed, s3):
     client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
     with pytest.raises(ShardError, match=r"s3://.*/ds/shards/shard-00003\.arrow: sha256"):
         indices(PackedShards(dest, endpoint_url=endpoint, seed=4))
+
+
+def test_loader_needs_no_ray_engine_or_torch():
+    """Importing the loader and the export (and reading) pulls in neither Ray, the engine, nor torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, curate.loader, curate.export, curate.packed_attention; "
+            "bad = [m for m in ('ray', 'curate.engine', 'curate.pipeline', 'torch') if m in sys.modules]; "
+            "sys.exit(str(bad) if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
