@@ -12,8 +12,9 @@
 Order: `curate.epoch_order` (per epoch a seeded, shard-aware permutation; rank r reads every
 world_size-th position). The state is the epoch and the global position (how many sequences of the
 epoch's order all ranks together consumed), so it can be restored at any world size. Memory: a rank
-holds its share of one window of `window` shards at a time (about window x shard bytes / world_size),
-plus the window being read ahead when `prefetch` is on (the default for remote shards). Needs only the core install; no torch, no Ray.
+holds its share of one window of `window` shards at a time: from a remote store about window x shard
+bytes / world_size, plus the window being read ahead (`prefetch`, the default for remote shards); local
+shards are memory-mapped and used in place. Needs only the core install: no torch, no Ray.
 """
 
 from __future__ import annotations
@@ -110,7 +111,10 @@ class PackedShards:
 
     # ------------------------------------------------------------------ iteration
     def __iter__(self) -> Iterator[dict]:
-        """The rest of the current epoch for this rank; afterwards the next epoch begins at position 0."""
+        """The rest of the current epoch for this rank (after what an earlier, interrupted iteration of this
+        object consumed); afterwards the next epoch begins at position 0."""
+        state = self.state_dict()
+        self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
         for plan, rows in self._windows(self.order()):
             views, items = _placement(*plan, rows, self._consumed)

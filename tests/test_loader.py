@@ -164,6 +164,13 @@ def test_elastic_resume(packed, old, new, k):
     assert [i for i, _ in sorted(after, key=lambda x: x[1])] == full[old * k:]
 
 
+def test_a_new_iteration_continues_an_interrupted_one(packed):
+    data = load(packed, seed=8, rank=2, world_size=3)
+    share = indices(load(packed, seed=8, rank=2, world_size=3))
+    first = consume(data, 4)
+    assert first + indices(data) == share and data.epoch == 1
+
+
 def test_state_at_the_end_of_an_epoch_and_mismatches(packed):
     data = load(packed, seed=2, rank=1, world_size=2)
     indices(data)
