@@ -18,6 +18,7 @@ Without shuffling, the order is the manifest's (shard by shard, row by row).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,19 +27,31 @@ from curate.stages.pack import splitmix64
 _SHARDS, _WINDOW = 1, 2  # salts: the shard order and the in-window order draw independent keys
 
 
+_MASK = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """splitmix64 of one Python int: the same function as `curate.stages.pack.splitmix64` on arrays."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
 def mix(*words: int) -> np.uint64:
     """One 64-bit key from a few integers (chained splitmix64): the seed of one permutation."""
-    h = np.zeros(1, dtype=np.uint64)
+    h = 0
     for w in words:
-        h = splitmix64(h ^ np.uint64(w & 0xFFFFFFFFFFFFFFFF))
-    return h[0]
+        h = _splitmix64(h ^ (w & _MASK))
+    return np.uint64(h)
 
 
 def hashed_order(items: np.ndarray, key: np.uint64) -> np.ndarray:
     """`items` (distinct non-negative integers) sorted by splitmix64(item ^ key): a permutation (splitmix64
-    is a bijection, so keys never tie) that depends only on the items and the key."""
+    is a bijection, so keys never tie, and any sort algorithm gives the same order) that depends only on
+    the items and the key."""
     keys = splitmix64(items.astype(np.uint64) ^ key)
-    return items[np.argsort(keys, kind="stable")]
+    return items[np.argsort(keys)]
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,14 @@ class EpochOrder:
         shards = np.arange(len(self.sizes), dtype=np.int64)
         return hashed_order(shards, mix(self.seed, self.epoch, _SHARDS)) if self.shuffle else shards
 
-    def windows(self) -> list[np.ndarray]:
-        """The shards of each window, in reading order."""
+    @cached_property
+    def _windows(self) -> list[np.ndarray]:
         order = self.shard_order()
         return [order[i:i + self.window] for i in range(0, len(order), self.window)]
+
+    def windows(self) -> list[np.ndarray]:
+        """The shards of each window, in reading order."""
+        return list(self._windows)
 
     def window_starts(self) -> np.ndarray:
         """Position of each window's first sequence, then the total."""

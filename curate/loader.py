@@ -145,8 +145,10 @@ class PackedShards:
 
     def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
-        for s in np.unique(shard).tolist():
-            rows = np.sort(row[shard == s])  # distinct: a sequence comes once per epoch
+        by_shard = np.lexsort((row, shard))  # rows ascending within each shard (distinct: once per epoch)
+        shards, rows_sorted = shard[by_shard], row[by_shard]
+        cuts = np.flatnonzero(np.diff(shards)) + 1
+        for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
             got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified)
             self._verified.add(s)
         return got
@@ -194,7 +196,10 @@ def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[
     for s, got in rows.items():
         mine = shard == s
         held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
-        slot = np.searchsorted(held, row[mine])
+        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
+            slot = row[mine] - held[0]
+        else:
+            slot = np.searchsorted(held, row[mine])
         starts = np.cumsum([0] + [len(c) for c in got])
         c = np.searchsorted(starts, slot, side="right") - 1
         chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]

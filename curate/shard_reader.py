@@ -175,17 +175,15 @@ class ShardSet:
         return chunks
 
 
-def _flat(column) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0, values) of a list column of one batch, without copying the values."""
-    offsets = column.offsets.to_numpy()
-    return (offsets - offsets[0]).astype(np.int64), pc.list_flatten(column)
-
-
 def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
-    offsets, doc_ids = _flat(batch.column("doc_ids"))
-    return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets,
-                doc_ids.to_numpy(zero_copy_only=False), _flat(batch.column("doc_lengths"))[1].to_numpy(),
-                _flat(batch.column("doc_starts"))[1].to_numpy(zero_copy_only=False),
+    """A batch's columns as numpy, values not copied. The three piece columns share one list layout (one
+    entry per piece, as pack writes them), so doc_ids' offsets serve all three."""
+    doc_ids = batch.column("doc_ids")
+    offsets = doc_ids.offsets.to_numpy()
+    return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets - offsets[0],
+                pc.list_flatten(doc_ids).to_numpy(zero_copy_only=False),
+                pc.list_flatten(batch.column("doc_lengths")).to_numpy(),
+                pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False),
                 batch.column("n_pad_tokens").to_numpy(), rows)
 
 
