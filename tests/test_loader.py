@@ -251,6 +251,18 @@ def test_torch_dataloader(packed):
     batches = list(DataLoader(TorchPackedShards(data, batch_size=3), batch_size=3, num_workers=2))
     assert [int(i) for b in batches for i in b["index"]] == share
     assert batches[0]["input_ids"].dtype == torch.int64 and batches[0]["input_ids"].shape == (3, packed.seq_len)
+    first = batches[0]["index"][0].item()
+    lengths = packed.sequences["doc_lengths"][first].as_py()
+    assert batches[0]["position_ids"][0].tolist() == A.position_ids(lengths, packed.seq_len).tolist()
+    # the main process's count of consumed sequences is the resume state, with workers too
+    state = data.state_dict(consumed=6)
+    resumed = load(packed, seed=9, rank=0, world_size=2)
+    resumed.load_state_dict(state)
+    rest = list(DataLoader(TorchPackedShards(resumed, batch_size=3), batch_size=3, num_workers=2))
+    assert [int(i) for b in rest for i in b["index"]] == share[6:]
+    data.set_epoch(1)  # the next epoch: workers get the new epoch with their fresh copy
+    again = list(DataLoader(TorchPackedShards(data, batch_size=3), batch_size=3, num_workers=2))
+    assert [int(i) for b in again for i in b["index"]] == indices(load(packed, seed=9, rank=0, world_size=2, epoch=1))
 
 
 def test_s3_destination(packed, s3):
