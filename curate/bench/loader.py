@@ -165,6 +165,32 @@ def bench_export(workdir: Path, out: Path) -> dict[str, float]:
     return best_in_rounds(runs, 1)
 
 
+def check_megatron_core(workdir: Path, out: Path) -> str:
+    """The Megatron export read back by megatron-core's own IndexedDataset (when it and torch are installed;
+    neither is a curate dependency): every entry must equal the shards' sequences / documents."""
+    try:
+        import megatron.core
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+    except ImportError:
+        return "megatron-core check: skipped (megatron-core and torch are not installed)"
+    from curate.export import export
+    from curate.loader import PackedShards
+
+    by_index = sorted(PackedShards(workdir, verify=False), key=lambda x: x["index"])
+    want = {"sequence": [x["input_ids"][: sum(x["doc_lengths"])].tolist() for x in by_index]}
+    stream = [t for seq in want["sequence"] for t in seq]
+    lines = []
+    for unit in ("sequence", "document"):
+        export(workdir, "megatron", out / f"mcore-{unit}", unit=unit)
+        ds = IndexedDataset(str(out / f"mcore-{unit}"))
+        got = [ds[i].tolist() for i in range(len(ds))]
+        ok = got == want["sequence"] if unit == "sequence" else [t for g in got for t in g] == stream
+        lines.append(f"{unit}: {len(ds)} entries, {'equal' if ok else 'DIFFERENT'}")
+        if not ok:
+            raise AssertionError(f"megatron-core reads the {unit} export differently from the shards")
+    return f"megatron-core {megatron.core.__version__} IndexedDataset reads the export: " + "; ".join(lines)
+
+
 def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None) -> None:
     """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences."""
     print(title)
@@ -194,6 +220,7 @@ def main() -> None:
                 _table("loopback S3 (moto in this process)", bench_s3(workdir), mb, n, "pyarrow S3FileSystem")
             (Path(tmp) / "out").mkdir()
             _table("export (local disk; MB/s of shards read)", bench_export(workdir, Path(tmp) / "out"), mb, n, None)
+            print(check_megatron_core(workdir, Path(tmp) / "out"))
     finally:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
