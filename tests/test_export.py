@@ -122,6 +122,9 @@ def test_jsonl_text_with_the_runs_tokenizer(packed, tmp_path):
 def test_hf_load_from_disk(packed, tmp_path, unit):
     import datasets
 
+    (packed.workdir / "ingest").mkdir(exist_ok=True)  # a stage manifest: its totals go into the card
+    (packed.workdir / "ingest" / "_manifest.json").write_text(json.dumps(
+        {"totals": {"docs_in": 12, "docs_kept": 10, "bytes_in": 3_000_000, "bytes_kept": 2_500_000}}))
     manifest = export(packed.workdir, "hf", tmp_path / "ds", unit=unit)
     ds = datasets.load_from_disk(str(tmp_path / "ds"))
     if unit == "sequence":
@@ -131,6 +134,7 @@ def test_hf_load_from_disk(packed, tmp_path, unit):
         assert list(zip(ds["id"], ds["input_ids"])) == [(i, t.tolist()) for i, t in packed.docs]
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "# synthetic: packed pretraining data" in card and f"{sum(SIZES)} sequences of {SEQ_LEN}" in card
+    assert "| ingest | 12 | 10 | 3.0 | 2.5 |" in card
     assert {o["file"] for o in manifest["outputs"]} >= {"ds/README.md", "ds/state.json", "ds/dataset_info.json"}
     assert not (tmp_path / "ds.export-work").exists()
 

@@ -37,7 +37,7 @@ def _writer(fmt: str, prefix: Path, shards: ShardSet, unit: str, decoder):
         return JsonlWriter(prefix, decoder)
     from curate.export.hf import HfWriter
 
-    return HfWriter(prefix, decoder, shards.manifest, unit)
+    return HfWriter(prefix, decoder, shards, unit)
 
 
 def _decoder(shards: ShardSet, text: bool, tokenizer: str | None):

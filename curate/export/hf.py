@@ -2,7 +2,8 @@
 
 Each shard becomes one Arrow file in the work folder (written atomically, the resume unit); at the end
 they are opened memory-mapped, concatenated and saved with `save_to_disk`, and `PREFIX/README.md`, the
-dataset card, is written from the pack manifest (recipe, tokenizer, mixture plan, totals). Columns:
+dataset card, is written from the pack manifest (recipe, tokenizer, mixture plan, totals) and, for a work
+directory, the stage manifests (documents and bytes in and kept per stage). Columns:
     unit sequence   index, input_ids (seq_len, padding included), doc_ids, doc_lengths, doc_starts,
                     n_pad_tokens (+ texts with --text)
     unit document   id, n_tokens, input_ids (+ text with --text)
@@ -23,6 +24,7 @@ from curate import parts
 from curate.export.output import ExportUsageError, file_record
 from curate.export.text import Decoder
 from curate.export.units import Entries
+from curate.shard_reader import ShardSet
 
 
 def _lists(offsets: np.ndarray, values) -> pa.Array:
@@ -48,7 +50,23 @@ def entries_table(entries: Entries, decoder: Decoder | None) -> pa.Table:
     return pa.table(columns)
 
 
-def dataset_card(manifest: dict, unit: str, entries: int, tokens: int) -> str:
+def stage_funnel(shards: ShardSet) -> list[dict]:
+    """Documents and bytes in and kept per stage, from the stage manifests beside `shards/` (a work
+    directory; a published destination has none)."""
+    from curate.schema import STAGES
+
+    if shards.prefix != "shards/":
+        return []
+    funnel = []
+    for stage in STAGES:
+        data = shards.store.read_bytes(f"{stage}/_manifest.json")
+        totals = json.loads(data).get("totals", {}) if data else {}
+        if "docs_in" in totals:
+            funnel.append({"stage": stage, **{k: totals.get(k) for k in ("docs_in", "docs_kept", "bytes_in", "bytes_kept")}})
+    return funnel
+
+
+def dataset_card(manifest: dict, unit: str, entries: int, tokens: int, funnel: list[dict] = ()) -> str:
     recipe, tok, totals = manifest.get("recipe", {}), manifest.get("tokenizer", {}), manifest.get("totals", {})
     plan = manifest.get("plan", {})
     lines = ["---", "tags: [curate, pretraining, tokenized]", "---", "",
@@ -71,16 +89,22 @@ def dataset_card(manifest: dict, unit: str, entries: int, tokens: int) -> str:
         lines += [f"| {g['side']} | {g['source']} | {g.get('lang') or '-'} | {g['tokens_available']} | "
                   f"{g['tokens_planned']} | {g['epochs']} |" for g in groups]
         lines.append("")
+    if funnel:
+        lines += ["## Curation", "", "| stage | documents in | kept | MB in | MB kept |", "|---|---|---|---|---|"]
+        lines += [f"| {f['stage']} | {f['docs_in']} | {f['docs_kept']} | {(f['bytes_in'] or 0) / 1e6:.1f} | "
+                  f"{(f['bytes_kept'] or 0) / 1e6:.1f} |" for f in funnel]
+        lines.append("")
     return "\n".join(lines)
 
 
 class HfWriter:
-    def __init__(self, prefix: Path, decoder: Decoder | None, manifest: dict, unit: str):
+    def __init__(self, prefix: Path, decoder: Decoder | None, shards: ShardSet, unit: str):
         try:
             import datasets  # noqa: F401
         except ImportError as exc:
             raise ExportUsageError("--format hf needs the `datasets` package (pip install datasets)") from exc
-        self.prefix, self.decoder, self.manifest, self.unit = prefix, decoder, manifest, unit
+        self.prefix, self.decoder, self.manifest, self.unit = prefix, decoder, shards.manifest, unit
+        self.funnel = stage_funnel(shards)
         self.identity: dict = {}  # set by the driver: what the export is made from and how
         self.work = prefix.parent / f"{prefix.name}.export-work"
 
@@ -118,7 +142,7 @@ class HfWriter:
                 datasets.enable_progress_bars()
         del data, parts_
         (self.prefix / "README.md").write_text(
-            dataset_card(self.manifest, self.unit, entries, tokens), encoding="utf-8")
+            dataset_card(self.manifest, self.unit, entries, tokens, self.funnel), encoding="utf-8")
         shutil.rmtree(self.work, ignore_errors=True)
         return [{**file_record(p), "file": p.relative_to(self.prefix.parent).as_posix()}
                 for p in sorted(self.prefix.rglob("*")) if p.is_file()]
