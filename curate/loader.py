@@ -76,8 +76,8 @@ class PackedShards:
         return EpochOrder(self.shards.sizes, self.seed, self.epoch if epoch is None else epoch, self.shuffle, self.window)
 
     def __len__(self) -> int:
-        """Sequences this rank still reads in the current epoch (from the current position)."""
-        return rank_count(self.total, self.position, self.rank, self.world_size)
+        """Sequences this rank still reads in its current epoch (after what it consumed so far)."""
+        return rank_count(self.total, self.state_dict()["position"], self.rank, self.world_size)
 
     # ------------------------------------------------------------------ state
     def state_dict(self, consumed: int | None = None) -> dict:

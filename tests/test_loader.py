@@ -168,7 +168,8 @@ def test_a_new_iteration_continues_an_interrupted_one(packed):
     data = load(packed, seed=8, rank=2, world_size=3)
     share = indices(load(packed, seed=8, rank=2, world_size=3))
     first = consume(data, 4)
-    assert first + indices(data) == share and data.epoch == 1
+    assert len(data) == len(share) - 4
+    assert first + indices(data) == share and data.epoch == 1 and len(data) == len(share)
 
 
 def test_state_at_the_end_of_an_epoch_and_mismatches(packed):
