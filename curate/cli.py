@@ -326,13 +326,46 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write the packed shards as Megatron bin/idx, jsonl or a datasets directory",
+                       description="Read the packed shards of WORKDIR (a work directory, its shards/ folder, or a "
+                                   "destination written by `curate publish`) in the pack's order, shard by shard, "
+                                   "checking each shard's sha256, and write them as Megatron-LM IndexedDataset files "
+                                   "(PREFIX.bin + PREFIX.idx), JSON lines (PREFIX.jsonl) or a Hugging Face datasets "
+                                   "directory (PREFIX/, with a dataset card). PREFIX.manifest.json records progress "
+                                   "and the sha256 of every file written; rerunning after a kill resumes.")
+    p.add_argument("workdir", help="work directory, shards folder, or published destination (s3://, gs://, file://)")
+    p.add_argument("--format", required=True, choices=["megatron", "jsonl", "hf"])
+    p.add_argument("--out", required=True, metavar="PREFIX", help="output prefix, e.g. out/demo_text_document")
+    p.add_argument("--unit", choices=["sequence", "document"], default="sequence",
+                   help="sequence (default): one entry per packed sequence, padding stripped (the pack's order and "
+                        "mixture kept); document: one entry per document copy, pieces re-joined")
+    p.add_argument("--text", action="store_true", help="jsonl, hf: decoded text instead of (jsonl) or beside (hf) "
+                                                       "the token ids, with the run's tokenizer")
+    p.add_argument("--tokenizer", help="tokenizer.json for --text (default: the path the pack manifest names; "
+                                       "its sha256 must match)")
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, a local server); s3:// only")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from curate.export import export
+
+    m = export(args.workdir, args.format, args.out, unit=args.unit, text=args.text, tokenizer=args.tokenizer,
+               endpoint_url=args.endpoint_url)
+    files = ", ".join(f"{o['file']} ({o['bytes']} bytes)" for o in m["outputs"][:4])
+    more = f" (+{len(m['outputs']) - 4} more)" if len(m["outputs"]) > 4 else ""
+    print(f"exported {m['entries']} {args.unit}s, {m['tokens']} tokens: {files}{more}; manifest {args.out}.manifest.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description="Data curation and tokenization for LLM pretraining.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_validate, _add_sample, _add_explain, _add_assets, _add_publish, _add_verify,
-                _add_train_tokenizer, _add_train_quality, _add_stats):
+                _add_train_tokenizer, _add_train_quality, _add_stats, _add_export):
         add(sub)
     return parser
 

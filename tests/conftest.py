@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from curate.engine import LocalEngine
+from tests.s3server import s3, s3_endpoint  # noqa: F401  (fixtures: the loopback S3 server)
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,230 @@
+"""Loader and export throughput on synthesized shards (written by the pack stage's own sequence builder).
+
+Baseline: the same Arrow IPC files read with pyarrow alone, shard after shard in manifest order, making
+the same per-sequence dict (`input_ids` row, `doc_ids`, `doc_lengths`, `doc_starts`, `index`). The loader
+does more: a seeded shard-aware shuffle, the rank split, and (first epoch) the sha256 of every shard.
+Local disk: memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in
+this process (so the server's work competes for the same GIL), against pyarrow's S3FileSystem.
+Modes are timed in interleaved rounds, best of REPEATS. Export: MB/s of shards read per format and unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curate.bench._harness import best_in_rounds
+
+SHARDS, SEQS, SEQ_LEN = 8, 1024, 4096  # 8 shards of 8 MB (uint16): 64 MB, 8192 sequences
+REPEATS = 5
+LOCAL_PASSES = 10
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def write_shards(root: Path, shards: int = SHARDS, seqs: int = SEQS, seq_len: int = SEQ_LEN) -> Path:
+    """A work directory with `shards` shards of `seqs` sequences; documents of 100–6000 tokens."""
+    from curate.stages.pack import build_sequences
+
+    rng = np.random.default_rng(0)
+    out = root / "shards"
+    out.mkdir(parents=True)
+    records, doc = [], 0
+    for k in range(shards):
+        n = seqs * seq_len
+        lengths = rng.integers(100, 6000, size=n // 100)
+        lengths = lengths[: np.searchsorted(np.cumsum(lengths), n)]
+        lengths = np.append(lengths, n - lengths.sum())
+        ids = pa.array([f"bench/doc-{doc + i}" for i in range(len(lengths))])
+        doc += len(lengths)
+        tokens = rng.integers(1, 32000, size=n).astype(np.uint16)
+        table = build_sequences(tokens, lengths, ids, np.ones(len(lengths), bool), np.zeros(len(lengths), np.int8),
+                                seq_len, 0)
+        path = out / f"shard-{k:05d}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=1024):
+                writer.write_batch(batch)
+        data = path.read_bytes()
+        records.append({"file": path.name, "sequences": table.num_rows, "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    (out / "manifest.json").write_text(json.dumps({"seq_len": seq_len, "shards": records,
+                                                   "tokenizer": {"dtype": "uint16", "vocab_size": 32000}}))
+    return root
+
+
+def pyarrow_items(open_stream, manifest: dict):
+    """The baseline reader: every sequence as the loader's dict, in file order, with pyarrow and numpy only."""
+    import pyarrow.compute as pc
+
+    index, seq_len = 0, manifest["seq_len"]
+    for entry in manifest["shards"]:
+        for batch in open_stream(entry["file"]):
+            ids = pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len)
+            lengths = batch.column("doc_lengths")
+            offsets = lengths.offsets.to_numpy().tolist()
+            doc_ids = pc.list_flatten(batch.column("doc_ids")).to_numpy(zero_copy_only=False)
+            flat_lengths = pc.list_flatten(lengths).to_numpy()
+            starts = pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False)
+            for i in range(batch.num_rows):
+                a, b = offsets[i], offsets[i + 1]
+                yield {"input_ids": ids[i], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": flat_lengths[a:b],
+                       "doc_starts": starts[a:b], "index": index}
+                index += 1
+
+
+def _drain(items) -> int:
+    n = 0
+    for item in items:
+        n += item["input_ids"].shape[0] > 0
+    return n
+
+
+def _passes(make, passes: int):
+    """`passes` epochs of what `make()` returns: a fresh reader per epoch (so `verify` hashes every time)."""
+    return lambda: sum(_drain(make()) for _ in range(passes))
+
+
+def bench_local(workdir: Path) -> dict[str, float]:
+    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine."""
+    from curate.loader import PackedShards
+
+    shards = workdir / "shards"
+    manifest = json.loads((shards / "manifest.json").read_text())
+
+    def stream(name):
+        with pa.memory_map(str(shards / name)) as source:
+            yield from pa.ipc.open_stream(source)
+
+    times = best_in_rounds({
+        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), LOCAL_PASSES),
+        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), LOCAL_PASSES),
+        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), LOCAL_PASSES),
+        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), LOCAL_PASSES),
+        "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
+                                            LOCAL_PASSES),
+    }, REPEATS)
+    return {name: t / LOCAL_PASSES for name, t in times.items()}
+
+
+def bench_s3(workdir: Path) -> dict[str, float]:
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    from curate.loader import PackedShards
+    from curate.publish import publish
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+        dest = "s3://bench/ds"
+        publish(workdir, dest, endpoint_url=endpoint, jobs=2)
+        fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http")
+        manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
+
+        def stream(name):
+            with fs.open_input_stream(f"bench/ds/shards/{name}") as fh:
+                yield from pa.ipc.open_stream(fh)
+
+        return best_in_rounds({
+            "pyarrow S3FileSystem": lambda: _drain(pyarrow_items(stream, manifest)),
+            "loader": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=False)),
+            "loader, verify": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=True)),
+        }, REPEATS)
+    finally:
+        server.stop()
+
+
+def bench_export(workdir: Path, out: Path) -> dict[str, float]:
+    from curate.export import export
+
+    runs = {}
+    for fmt in ("megatron", "jsonl", "hf"):
+        for unit in ("sequence", "document"):
+            def run(fmt=fmt, unit=unit):
+                prefix = out / f"{fmt}-{unit}"
+                (out / f"{prefix.name}.manifest.json").unlink(missing_ok=True)
+                export(workdir, fmt, prefix, unit=unit)
+            runs[f"{fmt}, {unit}"] = run
+    return best_in_rounds(runs, 1)
+
+
+def check_megatron_core(workdir: Path, out: Path) -> str:
+    """The Megatron export read back by megatron-core's own IndexedDataset (when it and torch are installed;
+    neither is a curate dependency): every entry must equal the shards' sequences / documents."""
+    try:
+        import megatron.core
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+    except ImportError:
+        return "megatron-core check: skipped (megatron-core and torch are not installed)"
+    from curate.export import export
+    from curate.loader import PackedShards
+
+    by_index = sorted(PackedShards(workdir, verify=False), key=lambda x: x["index"])
+    want = {"sequence": [x["input_ids"][: sum(x["doc_lengths"])].tolist() for x in by_index]}
+    stream = [t for seq in want["sequence"] for t in seq]
+    lines = []
+    for unit in ("sequence", "document"):
+        export(workdir, "megatron", out / f"mcore-{unit}", unit=unit)
+        ds = IndexedDataset(str(out / f"mcore-{unit}"))
+        got = [ds[i].tolist() for i in range(len(ds))]
+        ok = got == want["sequence"] if unit == "sequence" else [t for g in got for t in g] == stream
+        lines.append(f"{unit}: {len(ds)} entries, {'equal' if ok else 'DIFFERENT'}")
+        if not ok:
+            raise AssertionError(f"megatron-core reads the {unit} export differently from the shards")
+    return f"megatron-core {megatron.core.__version__} IndexedDataset reads the export: " + "; ".join(lines)
+
+
+def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None) -> None:
+    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences."""
+    print(title)
+    print(f"{'mode':<30}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}" + (f"{'vs ' + base.split()[0]:>12}" if base else ""))
+    for name, t in times.items():
+        share = 0.5 if "2 ranks" in name else 1.0
+        ratio = f"{times[base] / t * share:>11.2f}x" if base else ""
+        print(f"{name:<30}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}{ratio}")
+
+
+def main() -> None:
+    logging.getLogger("curate.export").setLevel(logging.WARNING)
+    saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
+    os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
+    try:
+        with tempfile.TemporaryDirectory(prefix="curate-bench-loader-") as tmp:
+            started = time.perf_counter()
+            workdir = write_shards(Path(tmp) / "work")
+            manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
+            mb = sum(s["bytes"] for s in manifest["shards"]) / 1e6
+            n = sum(s["sequences"] for s in manifest["shards"])
+            print(f"loader: {SHARDS} shards, {n} sequences of {SEQ_LEN} (uint16), {mb:.0f} MB "
+                  f"(written in {time.perf_counter() - started:.1f}s); best of {REPEATS}, interleaved rounds")
+            _table("local disk (memory-mapped, page cache warm)", bench_local(workdir), mb, n, "pyarrow")
+            only = sys.argv[2:] if len(sys.argv) > 2 else []
+            if "no-s3" not in only:
+                _table("loopback S3 (moto in this process)", bench_s3(workdir), mb, n, "pyarrow S3FileSystem")
+            (Path(tmp) / "out").mkdir()
+            _table("export (local disk; MB/s of shards read)", bench_export(workdir, Path(tmp) / "out"), mb, n, None)
+            print(check_megatron_core(workdir, Path(tmp) / "out"))
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+if __name__ == "__main__":
+    main()

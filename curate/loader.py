@@ -1,0 +1,237 @@
+"""`PackedShards`: the packed sequences of a run, for training: rank-sharded, seeded, resumable, elastic.
+
+    from curate.loader import PackedShards
+
+    data = PackedShards("s3://bucket/datasets/demo", rank=rank, world_size=world_size, seed=0)
+    data.load_state_dict(saved)            # optional: continue a run
+    for seq in data:                       # one epoch from the saved position, then data.epoch += 1
+        seq["input_ids"], seq["doc_lengths"], seq["doc_starts"], seq["doc_ids"], seq["index"]
+        ...
+        saved = data.state_dict()          # at a step boundary, the same on every rank
+
+Order: `curate.epoch_order` (per epoch a seeded, shard-aware permutation; rank r reads every
+world_size-th position). The state is the epoch and the global position (how many sequences of the
+epoch's order all ranks together consumed), so it can be restored at any world size. Memory: a rank
+holds its share of one window of `window` shards at a time: from a remote store about window x shard
+bytes / world_size, plus the window being read ahead (`prefetch`, the default for remote shards); local
+shards are memory-mapped and used in place. Needs only the core install: no torch, no Ray.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from curate.epoch_order import EpochOrder, rank_count, rank_positions
+from curate.errors import CurateError
+from curate.shard_reader import Rows, ShardSet
+from curate.stores import LocalStore
+
+STATE_FORMAT = "curate-loader/1"
+
+
+class LoaderError(CurateError):
+    """A state that does not belong to this dataset or order, or arguments that cannot work."""
+
+
+class PackedShards:
+    """An iterable over the packed sequences of a work directory, its shards/ folder or a published
+    destination. Each item is a dict: `input_ids` (numpy, the shard's dtype, seq_len long), `doc_ids`
+    (list of str), `doc_lengths` (int32), `doc_starts` (bool: the piece begins its document), `index`
+    (the sequence's global index: shards in manifest order, rows within a shard)."""
+
+    def __init__(self, location: str | Path, *, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True, epoch: int = 0, endpoint_url: str | None = None, verify: bool = True,
+                 window: int = 2, prefetch: bool | None = None):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise LoaderError(f"rank {rank} is not in [0, world_size={world_size})")
+        if window < 1:
+            raise LoaderError(f"window must be at least 1 shard, got {window}")
+        self.shards = ShardSet(location, endpoint_url)
+        self.rank, self.world_size = rank, world_size
+        self.seed, self.shuffle, self.window = int(seed), bool(shuffle), int(window)
+        # reading ahead pays where reading waits (a network); memory-mapped local shards are read faster than
+        # a thread starts, so by default only remote shards are read ahead
+        self.verify = verify
+        self.prefetch = not isinstance(self.shards.store, LocalStore) if prefetch is None else bool(prefetch)
+        self.epoch, self.position = int(epoch), 0
+        self._origin, self._consumed = 0, 0  # where the running iteration began; sequences this rank yielded
+        self._verified: set[int] = set()
+        self._split = (0, 1, 1)  # (part, parts, block): a DataLoader worker's slice of this rank's share
+
+    # ------------------------------------------------------------------ sizes and order
+    @property
+    def total(self) -> int:
+        """Sequences in one epoch (all ranks)."""
+        return sum(self.shards.sizes)
+
+    @property
+    def seq_len(self) -> int:
+        return self.shards.seq_len
+
+    def order(self, epoch: int | None = None) -> EpochOrder:
+        return EpochOrder(self.shards.sizes, self.seed, self.epoch if epoch is None else epoch, self.shuffle, self.window)
+
+    def __len__(self) -> int:
+        """Sequences this rank still reads in its current epoch (after what it consumed so far)."""
+        return rank_count(self.total, self.state_dict()["position"], self.rank, self.world_size)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self, consumed: int | None = None) -> dict:
+        """The resume state after this rank consumed `consumed` sequences of the current iteration
+        (default: as many as this object yielded). Saved at a step boundary it is the same on every rank,
+        and it can be loaded at any world size."""
+        k = self._consumed if consumed is None else int(consumed)
+        epoch, position = self.epoch, self._origin + k * self.world_size
+        if position >= self.total:
+            epoch, position = epoch + 1, 0
+        return {"format": STATE_FORMAT, "dataset": self.shards.fingerprint, "sequences": self.total, "seed": self.seed,
+                "shuffle": self.shuffle, "window": self.window, "epoch": epoch, "position": position}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a saved state: the next sequence is the first one no rank had consumed."""
+        if state.get("format") != STATE_FORMAT:
+            raise LoaderError(f"not a loader state (format {state.get('format')!r}, expected {STATE_FORMAT!r})")
+        mine = self.state_dict(0)
+        for key in ("dataset", "sequences", "seed", "shuffle", "window"):
+            if state.get(key) != mine[key]:
+                raise LoaderError(f"the saved state has {key}={state.get(key)!r}, this loader {mine[key]!r}: "
+                                  "it belongs to another dataset or order")
+        if not 0 <= int(state["position"]) < self.total:
+            raise LoaderError(f"saved position {state['position']} is outside the epoch's {self.total} sequences")
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._origin, self._consumed = self.position, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start `epoch` from its beginning (the DistributedSampler convention)."""
+        self.epoch, self.position, self._origin, self._consumed = int(epoch), 0, 0, 0
+
+    # ------------------------------------------------------------------ iteration
+    def __iter__(self) -> Iterator[dict]:
+        """The rest of the current epoch for this rank (after what an earlier, interrupted iteration of this
+        object consumed); afterwards the next epoch begins at position 0."""
+        state = self.state_dict()
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._origin, self._consumed = self.position, 0
+        for plan, rows in self._windows(self.order()):
+            views, items = _placement(*plan, rows, self._consumed)
+            # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
+            for n, g, c, k in items:
+                ids, doc_ids, lengths, starts, off = views[c]
+                a, b = off[k], off[k + 1]
+                self._consumed = n
+                yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
+                       "doc_starts": starts[a:b], "index": g}
+        self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
+
+    def _plans(self, order: EpochOrder) -> Iterator[tuple]:
+        """Per window this rank has positions in: the global indices of its sequences there, in its order, with
+        their shard and row."""
+        starts = order.window_starts()
+        part, parts, block = self._split
+        for w in range(len(starts) - 1):
+            positions = rank_positions(int(starts[w]), int(starts[w + 1]), self._origin, self.rank, self.world_size)
+            if parts > 1:  # a DataLoader worker takes every parts-th block of `block` of this rank's sequences
+                local = (positions - self._origin - self.rank) // self.world_size
+                positions = positions[(local // block) % parts == part]
+            if len(positions) == 0:
+                continue
+            seqs = order.window_sequences(w)[positions - starts[w]]
+            shard, row = order.locate(seqs)
+            yield seqs, shard, row
+
+    def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
+        got = {}
+        by_shard = np.lexsort((row, shard))  # rows ascending within each shard (distinct: once per epoch)
+        shards, rows_sorted = shard[by_shard], row[by_shard]
+        cuts = np.flatnonzero(np.diff(shards)) + 1
+        for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
+            got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified)
+            self._verified.add(s)
+        return got
+
+    def _windows(self, order: EpochOrder) -> Iterator[tuple]:
+        """(plan, rows) per window; with `prefetch`, the next window is read by a thread meanwhile
+        (reading and hashing release the GIL)."""
+        plans = self._plans(order)
+        if not self.prefetch:
+            for plan in plans:
+                yield plan, self._read_window(plan[1], plan[2])
+            return
+        ahead = _Ahead(self._read_window)
+        try:
+            current = next(plans, None)
+            if current is not None:
+                ahead.start(current)
+            while current is not None:
+                rows = ahead.result()
+                following = next(plans, None)
+                if following is not None:
+                    ahead.start(following)
+                yield current, rows
+                current = following
+        finally:
+            ahead.join()
+
+    # ------------------------------------------------------------------ DataLoader workers
+    def worker_split(self, part: int, parts: int, block: int = 1) -> PackedShards:
+        """A copy that reads only blocks part, part + parts, ... of `block` consecutive sequences of this
+        rank's share: what one of `parts` DataLoader workers reads when the loader collates batches of
+        `block`, so that batches come back in this rank's order."""
+        import copy
+
+        other = copy.copy(self)
+        other._verified = self._verified  # shared: a persistent worker verifies each shard once, not every epoch
+        other._split = (int(part), int(parts), int(block))
+        return other
+
+
+def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
+    """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
+    rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
+    chunks, chunk_of, place = [], np.empty(len(seqs), np.int64), np.empty(len(seqs), np.int64)
+    for s, got in rows.items():
+        mine = shard == s
+        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
+        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
+            slot = row[mine] - held[0]
+        else:
+            slot = np.searchsorted(held, row[mine])
+        starts = np.cumsum([0] + [len(c) for c in got])
+        c = np.searchsorted(starts, slot, side="right") - 1
+        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
+        chunks += got
+    views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
+    counts = range(consumed + 1, consumed + 1 + len(seqs))
+    return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())
+
+
+class _Ahead:
+    """One background read at a time; its exception is raised where the result is taken."""
+
+    def __init__(self, fn):
+        self.fn, self.thread, self.out, self.error = fn, None, None, None
+
+    def start(self, plan) -> None:
+        def run():
+            try:
+                self.out = self.fn(plan[1], plan[2])
+            except BaseException as exc:  # re-raised in the consumer's thread
+                self.error = exc
+
+        self.out, self.error = None, None
+        self.thread = threading.Thread(target=run, name="curate-loader-read", daemon=True)
+        self.thread.start()
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.out
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()

@@ -1,0 +1,209 @@
+"""Reading packed shards for training and export: find them, read chosen rows, check their sha256.
+
+A location is a work directory after pack, its `shards/` folder, or a destination `curate publish` wrote
+(s3://, gs://, file:// or a path): the same stores as publish (`curate.stores`). The pack manifest
+(`shards/manifest.json`) names every shard with its sequence count, bytes and sha256.
+
+Local shards are memory-mapped: the rows read are copied out of the page cache, nothing else is. Remote
+shards are streamed once from the start (Arrow IPC streams have no index), keeping only the rows asked
+for. With `verify`, the shard's sha256 is computed on the bytes as they are read (remote) or over the
+mapping before parsing (local), and compared with the manifest before any row is returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from curate.errors import CurateError
+from curate.stores import CHUNK, LocalStore, Store, open_store, safe_uri
+
+PACK_MANIFEST = "manifest.json"
+
+
+class ShardError(CurateError):
+    """A shard cannot be found, read or verified; the message names it."""
+
+
+@dataclass
+class Rows:
+    """Some rows of one shard as numpy arrays; the list columns are flat with `offsets` (n + 1)."""
+
+    input_ids: np.ndarray  # (n, seq_len), the shard's dtype
+    offsets: np.ndarray  # int64, into the three flat arrays below
+    doc_ids: np.ndarray  # object (str)
+    doc_lengths: np.ndarray  # int32
+    doc_starts: np.ndarray  # bool
+    n_pad: np.ndarray  # int32, per row
+    rows: np.ndarray  # int64: the shard rows these are, ascending
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class _HashingReader:
+    """A read-only file object that hashes what passes through it."""
+
+    def __init__(self, fh):
+        self.fh, self.hash, self.closed = fh, hashlib.sha256(), False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        while chunk := self.fh.read(CHUNK):
+            self.hash.update(chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ShardSet:
+    """The shards of a location and how to read them."""
+
+    def __init__(self, location: str | Path, endpoint_url: str | None = None):
+        self.location = str(location)
+        self.store: Store = open_store(self.location, endpoint_url)
+        self.prefix, self.manifest = self._find_manifest()
+        entries = self.manifest.get("shards") or []
+        if not entries or not all({"file", "sequences", "sha256"} <= set(e) for e in entries):
+            raise ShardError(f"{self._where(PACK_MANIFEST)}: lists no shards with file, sequences and sha256")
+        self.files = [e["file"] for e in entries]
+        self.sizes = tuple(int(e["sequences"]) for e in entries)
+        self.sha256 = [e["sha256"] for e in entries]
+        self.seq_len = int(self.manifest["seq_len"])
+        self.dtype = np.dtype(self.manifest.get("tokenizer", {}).get("dtype", "uint16"))
+        # identifies the dataset in a saved loader state: the shards' checksums in order
+        self.fingerprint = hashlib.sha256("\n".join(self.sha256).encode()).hexdigest()[:16]
+
+    def _where(self, key: str) -> str:
+        return f"{safe_uri(self.store.uri).rstrip('/')}/{self.prefix}{key}"
+
+    def _find_manifest(self) -> tuple[str, dict]:
+        for prefix in ("shards/", ""):
+            data = self.store.read_bytes(prefix + PACK_MANIFEST)
+            if data is not None:
+                try:
+                    return prefix, json.loads(data)
+                except json.JSONDecodeError as exc:
+                    raise ShardError(f"{safe_uri(self.store.uri)}/{prefix}{PACK_MANIFEST}: not valid JSON ({exc})") from exc
+        raise ShardError(f"{safe_uri(self.location)}: no shards/{PACK_MANIFEST} (expected a work directory after "
+                         "pack, its shards/ folder, or a destination written by curate publish)")
+
+    def read_rows(self, shard: int, rows: np.ndarray, verify: bool) -> Rows:
+        """The given rows (sorted, distinct) of a shard, in that order and no others, as one block."""
+        got = concat_rows(self.read_chunks(shard, rows, verify), self.seq_len, self.dtype)
+        if len(got) == len(rows):
+            return got
+        keep = np.searchsorted(got.rows, rows)
+        return concat_rows([take(got, keep)], self.seq_len, self.dtype)
+
+    def read_chunks(self, shard: int, rows: np.ndarray, verify: bool) -> list[Rows]:
+        """The given rows (sorted, distinct) of a shard, one `Rows` per record batch they fall in. Local
+        shards are memory-mapped and their batches kept whole, without a copy (`Rows.rows` says which rows a
+        chunk holds); from a stream, a batch partly asked for is reduced to those rows (memory: only them)."""
+        key = self.prefix + self.files[shard]
+        try:
+            if isinstance(self.store, LocalStore):
+                return self._read_local(shard, self.store.root / key, rows, verify)
+            return self._read_stream(shard, key, rows, verify)
+        except FileNotFoundError:
+            raise ShardError(f"{self._where(self.files[shard])}: missing") from None
+
+    def _check(self, shard: int, digest: str) -> None:
+        if digest != self.sha256[shard]:
+            raise ShardError(f"{self._where(self.files[shard])}: sha256 {digest} differs from the pack manifest's "
+                             f"{self.sha256[shard]}: the shard is corrupted or was replaced")
+
+    def _read_local(self, shard: int, path: Path, rows: np.ndarray, verify: bool) -> list[Rows]:
+        with pa.memory_map(str(path)) as source:
+            buf = source.read_buffer()
+            if verify:
+                self._check(shard, hashlib.sha256(memoryview(buf)).hexdigest())
+            return self._parse(shard, buf, rows, read_all=False, whole=True)  # hashed already
+
+    def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> list[Rows]:
+        with self.store.open_read(key) as fh:
+            reader = _HashingReader(fh)
+            try:
+                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows, read_all=verify, whole=False)
+            except ShardError:
+                if verify:  # corruption shows up as a parse error first; name the checksum if it differs
+                    reader.drain()
+                    self._check(shard, reader.hash.hexdigest())
+                raise
+            if verify:
+                reader.drain()  # the end-of-stream marker, and anything after it
+                self._check(shard, reader.hash.hexdigest())
+            return got
+
+    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
+        try:
+            return self._take_rows(ipc.open_stream(source), rows, read_all, whole)
+        except (pa.ArrowException, ValueError, KeyError) as exc:
+            raise ShardError(f"{self._where(self.files[shard])}: not a readable shard ({exc})") from exc
+
+    def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
+        chunks, start = [], 0
+        for batch in reader:
+            if not read_all and len(rows) and start > rows[-1]:
+                break  # nothing more is asked for, and no checksum needs the rest of the stream
+            stop = start + batch.num_rows
+            lo, hi = np.searchsorted(rows, [start, stop])
+            if hi > lo and (whole or hi - lo == batch.num_rows):  # the batch as it is: no copy
+                chunks.append(batch_rows(batch, self.seq_len, np.arange(start, stop, dtype=np.int64)))
+            elif hi > lo:
+                chunks.append(batch_rows(batch.take(pa.array(rows[lo:hi] - start)), self.seq_len, rows[lo:hi]))
+            start = stop
+        if len(rows) and rows[-1] >= start:
+            raise ValueError(f"row {int(rows[-1])} asked for, the shard has {start}")
+        return chunks
+
+
+def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
+    """A batch's columns as numpy, values not copied. The three piece columns share one list layout (one
+    entry per piece, as pack writes them), so doc_ids' offsets serve all three."""
+    doc_ids = batch.column("doc_ids")
+    offsets = doc_ids.offsets.to_numpy()
+    return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets - offsets[0],
+                pc.list_flatten(doc_ids).to_numpy(zero_copy_only=False),
+                pc.list_flatten(batch.column("doc_lengths")).to_numpy(),
+                pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False),
+                batch.column("n_pad_tokens").to_numpy(), rows)
+
+
+def take(rows: Rows, keep: np.ndarray) -> Rows:
+    """Some of the rows (positions `keep`, ascending), as a new block."""
+    lengths = np.diff(rows.offsets)[keep]
+    pieces = np.concatenate([np.arange(rows.offsets[k], rows.offsets[k + 1]) for k in keep.tolist()] or [np.zeros(0, np.int64)])
+    return Rows(rows.input_ids[keep], np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), rows.doc_ids[pieces],
+                rows.doc_lengths[pieces], rows.doc_starts[pieces], rows.n_pad[keep], rows.rows[keep])
+
+
+def concat_rows(chunks: list[Rows], seq_len: int, dtype: np.dtype) -> Rows:
+    if not chunks:
+        empty = np.zeros(0, np.int64)
+        return Rows(np.zeros((0, seq_len), dtype), np.zeros(1, np.int64), empty.astype(object),
+                    empty.astype(np.int32), empty.astype(bool), empty.astype(np.int32), empty)
+    if len(chunks) == 1:
+        return chunks[0]
+    bases = np.cumsum([0] + [c.offsets[-1] for c in chunks[:-1]])
+    offsets = np.concatenate([[0]] + [c.offsets[1:] + b for c, b in zip(chunks, bases)]).astype(np.int64)
+    return Rows(np.concatenate([c.input_ids for c in chunks]), offsets, np.concatenate([c.doc_ids for c in chunks]),
+                np.concatenate([c.doc_lengths for c in chunks]), np.concatenate([c.doc_starts for c in chunks]),
+                np.concatenate([c.n_pad for c in chunks]), np.concatenate([c.rows for c in chunks]))
