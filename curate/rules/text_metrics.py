@@ -47,7 +47,6 @@ STUFFING_MIN_WORDS = 20  # DM Mathematics items of 20+ words reach 0.22; shorter
 LONG_DOC_WORDS = 50  # Gopher's minimum document length: long enough to hold an English stop word
 MENU_MIN_LINES = 5
 # a bar of links ("Home | About | Contact", not a table row, which starts with '|'), breadcrumbs, footers
-MENU_ITEM = f"^.{{0,{SHORT_LINE_CHARS - 1}}}[\\pL\\pN]\\s*$"  # a line of at most 30 characters ending in a word
 BOILERPLATE = (r"^[^|!{]\S[^|]*( [|»·•] [^|]+){2,}$|all rights reserved|^\s*(©|\(c\)|copyright ©)|powered by "
                r"|^\s*(follow us|you are here|share this|skip to content|back to top)")  # menu_line_frac is defined for documents of at least this many non-empty lines
 # UTF-8 read as Windows-1252 or Latin-1 ("é" -> "Ã©", "’" -> "â€™"), and U+FFFD left by a lossy decoder
@@ -86,7 +85,7 @@ def text_signals(texts: pa.Array) -> dict[str, np.ndarray]:
     out["long_top_2gram_char_frac"] = np.where(out["words"] >= STUFFING_MIN_WORDS, out["top_2gram_char_frac"], np.nan)
     out["long_stop_words"] = np.where(out["words"] >= LONG_DOC_WORDS, out["stop_words"], np.nan)
     out["lorem_ipsum"] = _count(texts, "lorem ipsum", ignore_case=True)
-    out["mojibake_frac"] = _ratio(_mojibake_chars(texts), chars)
+    out["mojibake_frac"] = _ratio(_mojibake_sequences(texts), chars)
     out["curly_braces"] = tokens.sum(tokens.vocab_count("{"))
     out["newline_word_ratio"] = _ratio(np.maximum(lines.count() - 1, 0), out["words"])  # n lines = n '\n' + 1
     assert all(len(v) == n for v in out.values())
@@ -118,7 +117,9 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     cand = ne.filter(c4_kept)
     c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~policy[c4_kept]
     # navigation and boilerplate: a short line ending in a word (a menu item), a bar of links, a policy line
-    menu = ne.matches(MENU_ITEM + "|" + BOILERPLATE, True) | policy
+    menu = ne.matches(BOILERPLATE, True) | policy
+    short = ~menu & (ne_len <= SHORT_LINE_CHARS)
+    menu[short] = ne.filter(short).matches(r"[\pL\pN]\s*$")
     return {
         "menu_line_frac": np.where(n_lines >= MENU_MIN_LINES, _ratio(ne.count(menu), n_lines), np.nan),
         "policy_line_char_frac": _ratio(ne.sum(np.where(policy, ne_len, 0)), chars),
@@ -132,13 +133,12 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     }
 
 
-def _mojibake_chars(texts: pa.Array) -> np.ndarray:
-    """Characters in mojibake sequences; only documents with non-ASCII characters can have any."""
+def _mojibake_sequences(texts: pa.Array) -> np.ndarray:
+    """Mojibake sequences per document (counted, not replaced); only non-ASCII documents can have any."""
     out = np.zeros(len(texts))
-    rows = np.flatnonzero(~pc.fill_null(pc.string_is_ascii(texts), True).to_numpy(zero_copy_only=False))
-    if rows.size:
-        some = texts.take(pa.array(rows))
-        out[rows] = char_lengths(some) - char_lengths(pc.replace_substring_regex(some, MOJIBAKE, ""))
+    rows = ~pc.fill_null(pc.string_is_ascii(texts), True).to_numpy(zero_copy_only=False)
+    if rows.any():
+        out[rows] = pc.count_substring_regex(texts.filter(pa.array(rows)), MOJIBAKE).to_numpy(zero_copy_only=False)
     return out
 
 
