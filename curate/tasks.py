@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from curate import parts
 from curate.ledger import Ledger
 from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, TEXT, TEXT_HEAD_CHARS
+from curate.stagespec import declarations, load
 
 
 @dataclass(frozen=True)
@@ -136,20 +137,11 @@ def cached(key, factory: Callable):
 
 #: stage key -> "module:function" of its decider, a generator `(task, extra) -> decided tables` (same rows
 #: as the input batch, same order, plus `drop_reason`/`drop_detail`); `extra` collects per-part counters.
-DECIDERS: dict[str, str] = {
-    "ingest": "curate.workers.ingest:decide",
-    "exact_dedup": "curate.workers.exact_dedup:decide",
-    "near_dedup": "curate.workers.near_dedup:decide",
-    "language": "curate.workers.language:decide",
-    "quality": "curate.workers.quality:decide",
-    "tokenize": "curate.workers.tokenize:decide",
-}
+#: Read from the stages' declarations (curate/stagespec.py).
+DECIDERS: dict[str, str] = {d.key: d.decide for d in declarations() if d.decide}
 
 
 def decider(stage: str) -> Callable[[PartTask, dict], Iterator[pa.Table]]:
-    import importlib
-
-    module, func = DECIDERS[stage].split(":")
-    return getattr(importlib.import_module(module), func)
+    return load(DECIDERS[stage])
 
 
