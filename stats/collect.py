@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from stats import funnel as F
 from stats.artifacts import Workdir
+from stats.contamination import contamination
 from stats.output import output
 from stats.profile import examples, profile
 
@@ -25,6 +26,8 @@ def collect(wd: Workdir) -> dict:
     }
     stats["code_mix"] = code_mix(stats["profiles"], manifests, shards_manifest)
     stats["rule_rates"] = rule_rates(manifests.get("quality"), stats["profiles"])
+    if (found := contamination(manifests.get("decontaminate"))) is not None:
+        stats["contamination"] = found
     out = output(wd)
     if out is not None:
         out["target_ratio"] = target_ratio(_pack_config(manifests, shards_manifest), out.get("plan"))

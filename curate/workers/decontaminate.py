@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,8 +80,9 @@ def build(cfg) -> D.Index | None:
 
 
 def index(cfg) -> D.Index | None:
-    """The index, built once per worker process for each distinct (benchmarks, ngram)."""
-    key = ("decontaminate", json.dumps(benchmarks(cfg), sort_keys=True), cfg.ngram)
+    """The index, built once per worker process for each distinct (benchmarks, ngram, file versions)."""
+    files = [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for b in benchmarks(cfg) for f in benchmark_files(b)]
+    key = ("decontaminate", json.dumps(benchmarks(cfg), sort_keys=True), cfg.ngram, tuple(files))  # a rewritten file: anew
     return tasks.cached(key, lambda: build(cfg))
 
 
