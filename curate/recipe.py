@@ -205,6 +205,18 @@ class DecontaminateConfig(Model):
         return value
 
 
+class RedactConfig(Model):
+    """E-mail, IP address and secret redaction (curate/stages/redact.py)."""
+
+    types: list[Literal["email", "ip_address", "secret"]] = Field(
+        ["email", "ip_address", "secret"], description="what is detected and replaced; [] turns redaction off "
+        "(e.g. for one source)")
+    replacement: Literal["placeholder", "synthetic"] = Field(
+        "placeholder", description="placeholder: <EMAIL>, <IP_ADDRESS>, <SECRET>; synthetic: a fake of the same "
+        "shape (example.com address, documentation-range IP, key with the same prefix), seeded, so code still parses")
+    allow: list[str] = Field([], description="exact values kept as they are (a project's public contact address)")
+
+
 class TokenizeConfig(Model):
     tokenizer: str | None = Field(
         None, description="a tokenizer.json path, or a Hugging Face hub name (online only); required to run tokenize"
@@ -264,6 +276,7 @@ IngestOverride = _override_model(IngestConfig, "IngestOverride")
 LanguageOverride = _override_model(LanguageConfig, "LanguageOverride")
 QualityOverride = _override_model(QualityConfig, "QualityOverride")
 DecontaminateOverride = _override_model(DecontaminateConfig, "DecontaminateOverride")
+RedactOverride = _override_model(RedactConfig, "RedactOverride")
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -290,6 +303,7 @@ class _SourceBase(Model):
     language: LanguageOverride | None = Field(None, description="this source's language keys")
     quality: QualityOverride | None = Field(None, description="this source's quality keys (not `profiles`)")
     decontaminate: DecontaminateOverride | None = Field(None, description="this source's decontaminate keys")
+    redact: RedactOverride | None = Field(None, description="this source's redact keys (`types: []`: off)")
     exact_dedup: Any = Field(None, exclude=True)
     near_dedup: Any = Field(None, exclude=True)
     tokenize: Any = Field(None, exclude=True)
@@ -360,11 +374,12 @@ class Recipe(Model):
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
     decontaminate: DecontaminateConfig = DecontaminateConfig()
+    redact: RedactConfig = RedactConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
     pack: PackConfig = PackConfig()
 
-    @field_validator("ingest", "exact_dedup", "near_dedup", "language", "quality", "decontaminate", "tokenize", "pack",
-                     mode="before")
+    @field_validator("ingest", "exact_dedup", "near_dedup", "language", "quality", "decontaminate", "redact",
+                     "tokenize", "pack", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # `ingest:` with nothing under it means all defaults

@@ -8,6 +8,7 @@ from curate.stagespec import stage_keys
 
 ID, TEXT, KIND, SOURCE, LANG, PATH, META = "id", "text", "kind", "source", "lang", "path_or_url", "meta"
 DROP_REASON, DROP_DETAIL = "drop_reason", "drop_detail"
+BYTES_IN = "bytes_in"  # a rewriting stage's (redact's) bytes of each row before the rewrite: the ledger's bytes in
 KINDS = ("code", "text")
 
 #: Columns every stage output has, in this order; stages append their own columns after these.

@@ -16,7 +16,15 @@ import pyarrow.compute as pc
 
 from curate import parts
 from curate.ledger import Ledger
-from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, TEXT, TEXT_HEAD_CHARS
+from curate.schema import (
+    BYTES_IN,
+    DOC_SCHEMA,
+    DROP_DETAIL,
+    DROP_REASON,
+    DROPPED_SCHEMA,
+    TEXT,
+    TEXT_HEAD_CHARS,
+)
 from curate.stagespec import declarations, load
 
 
@@ -60,7 +68,7 @@ def run_part(task: PartTask) -> dict:
     try:
         for decided in decider(task.stage)(task, extra):
             nbytes = decided["bytes"] if "bytes" in decided.column_names else None
-            ledger.count(decided, nbytes)
+            ledger.count(decided, nbytes, decided[BYTES_IN] if BYTES_IN in decided.column_names else None)
             kept, dropped = split(decided, task.stage)
             kept_writer.write(kept)
             dropped_writer.write(dropped)
@@ -85,7 +93,8 @@ def run_part(task: PartTask) -> dict:
 def split(decided: pa.Table, stage: str) -> tuple[pa.Table, pa.Table]:
     """Kept rows (without the decision columns) and dropped rows in the dropped-file schema."""
     is_dropped = pc.is_valid(decided[DROP_REASON])
-    kept = decided.filter(pc.invert(is_dropped)).drop_columns([c for c in (DROP_REASON, DROP_DETAIL, "bytes") if c in decided.column_names])
+    kept = decided.filter(pc.invert(is_dropped)).drop_columns(
+        [c for c in (DROP_REASON, DROP_DETAIL, "bytes", BYTES_IN) if c in decided.column_names])
     if stage == "ingest":
         kept = kept.select(DOC_SCHEMA.names).cast(DOC_SCHEMA)
     dropped = decided.filter(is_dropped)
