@@ -23,6 +23,7 @@ def done(tmp_path_factory):
     filler = "def helper(values):\n    return [v * 2 for v in values]\n"
     code = [{"id": f"p{i}", "text": filler + doc} for i, (_, doc, _) in enumerate(POSITIVE)]
     code += [{"id": f"n{i}", "text": filler + doc} for i, (_, doc) in enumerate(NEGATIVE)]
+    code.append({"id": "dup", "text": code[1]["text"]})  # exact_dedup drops it: the report's example is masked
     raw = [{"id": "r0", "text": filler + "# by keep.me@rawsource-mail.de\n"}]  # its source turns redaction off
     write_jsonl(root / "code.jsonl", code)
     write_jsonl(root / "raw.jsonl", raw)
@@ -34,7 +35,7 @@ def done(tmp_path_factory):
                tokenize={"tokenizer": str(root / "tok.json")},
                pack={"mixture": {"code": 1, "text": 0}, "seq_len": 64, "shard_tokens": 2000})
     w = root / "w"
-    results = {res.stage: res.manifest for res in run(r, w, LocalEngine(), ["ingest", "redact", "tokenize", "pack"])}
+    results = {res.stage: res.manifest for res in run(r, w, LocalEngine(), ["ingest", "exact_dedup", "redact", "tokenize", "pack"])}
     from stats.report import build_report
 
     build_report(str(w), str(root / "report"))
@@ -48,6 +49,8 @@ def test_no_original_in_any_output_byte(done):
     files = [p for d in ("redact", "tokenize", "pack", "shards") for p in (w / d).rglob("*") if p.is_file()]
     files += [p for p in (root / "report").rglob("*") if p.is_file()]
     assert len(files) > 10
+    report = (root / "report/report.md").read_text()
+    assert "exact_dedup.duplicate" in report and "EMAIL>" in report  # the dropped duplicate's head, masked
     blob = b"".join(p.read_bytes() for p in files)
     tok = Tokenizer.from_file(str(root / "tok.json"))
     decoded = "".join(tok.decode(ids, skip_special_tokens=False)
@@ -66,7 +69,7 @@ def test_counts_bytes_and_a_source_turned_off(done):
     assert {t: m["extra"]["redactions"][t].get("code", 0) for t in R.TYPES} == want
     assert m["extra"]["documents_redacted"] == {"code": len(POSITIVE), "raw": 0}
     ledger = m["ledger"]["code"]
-    assert ledger["docs_in"] == ledger["docs_kept"] == len(code)
+    assert ledger["docs_in"] == ledger["docs_kept"] == len(code) - 1  # the duplicate went in exact_dedup
     assert ledger["bytes_in"] - ledger["bytes_kept"] == ledger["bytes_rewritten"] != 0
     assert "bytes_rewritten" not in m["ledger"]["raw"]
     kept = read_parts(w / "redact")
