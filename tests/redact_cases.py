@@ -39,6 +39,8 @@ NEGATIVE = [
     ("ip_address", "resolver 8.8.8.8 1.1.1.1;\nnameserver 2001:4860:4860::8888\n"),
     ("ip_address", "std::vector<int> v; ab::cd(); time 12:30:45; mac 00:1a:2b:3c:4d:5e\n"),
     ("ip_address", "semver 1.2.3 and 10.4.0-rc1; pi = 3.14159\n"),
+    ("ip_address", "# the HTML 5 spec, section 12.2.4.44; RFC 7231 section 6.5.11\nmask = 'ffff:ffff:ffff::'\n"),
+    ("ip_address", "group = IPv4Network('224.0.0.0/4')  # multicast\n"),
     ("secret", "commit = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4'\n"),
     ("secret", "request_id = '123e4567-e89b-12d3-a456-426614174000'\n"),
     ("secret", "token = os.environ['API_TOKEN']\npassword = input('Password: ')\n"),

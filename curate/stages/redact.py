@@ -10,8 +10,9 @@ Detectors (`types` picks which run):
     email       local@domain.tld with a country-code or common generic TLD (so `x@self.weight`, matrix
                 products in Python, is not an address); kept: example.com/.org/.net and their subdomains
     ip_address  IPv4 and IPv6 that are public (`ipaddress`'s is_global: private, loopback, link-local,
-                documentation, reserved ranges and 0.0.0.0 are kept), not a version (`version 1.2.3.4`,
-                `v1.2.3.4`, a fifth component), not a well-known public DNS server
+                documentation, reserved ranges and 0.0.0.0 are kept; multicast and netmasks too), not a
+                version or a section number (`version 1.2.3.4`, `v1.2.3.4`, `section 8.2.4.44`, a fifth
+                component, every part one digit), not a well-known public DNS server
     secret      key shapes: AWS access key ids, GitHub tokens, Slack tokens and webhooks, Google API keys;
                 PEM private key blocks; passwords in connection strings (`scheme://user:password@`);
                 values assigned to secret-named keys (`api_key = "..."`) that look random (Shannon entropy
@@ -56,7 +57,7 @@ EMAIL = re.compile(r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-
                    rf"(?:{_GTLDS}|[A-Za-z]{{2}})(?![\w-])", re.IGNORECASE)
 IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\w)")
 IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:.])")
-_VERSION_BEFORE = re.compile(r"(?i)(?:version|\bver|\brelease|\bv)[\W_]{0,8}$")
+_VERSION_BEFORE = re.compile(r"(?i)(?:version|\bver|\brelease|\bv|section|\bsec|chapter|§|\brfc\s*\d+)[\W_]{0,8}$")
 PUBLIC_DNS = frozenset({"8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112", "208.67.222.222",
                         "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844", "2606:4700:4700::1111",
                         "2606:4700:4700::1001"})
@@ -103,11 +104,18 @@ def _is_public_ip(text: str, start: int, value: str) -> bool:
         addr = ipaddress.ip_address(value)
     except ValueError:
         return False
-    if not addr.is_global or value in PUBLIC_DNS or str(addr) in PUBLIC_DNS:
+    if not addr.is_global or addr.is_multicast or value in PUBLIC_DNS or str(addr) in PUBLIC_DNS or _is_mask(addr):
         return False
-    if addr.version == 4:
-        return not _VERSION_BEFORE.search(text[max(0, start - 24):start])
+    if addr.version == 4:  # 1.2.3.4-like (every part one digit): an example or a version, not a host
+        return not _VERSION_BEFORE.search(text[max(0, start - 24):start]) and max(map(len, value.split("."))) > 1
     return sum(1 for g in value.split(":") if g) >= 3  # `a::b` in C++/Rust code is not an address
+
+
+def _is_mask(addr) -> bool:
+    """A netmask (ones then zeros: `ffff:ffff::`, `255.255.0.0`) names no host."""
+    bits = int(addr)
+    inverted = ~bits & ((1 << addr.max_prefixlen) - 1)
+    return bits != 0 and (inverted & (inverted + 1)) == 0
 
 
 def _email_kept(value: str) -> bool:
