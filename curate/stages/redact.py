@@ -71,8 +71,9 @@ SECRETS = (
     (re.compile(r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"), 0),
     (re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"), 0),
     (re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@'\"]+:([^\s@/'\"]{1,128})@"), 1),
-    (re.compile(r"(?i)[\w.-]*(?:secret|token|passwd|password|pwd|api_?key|access_?key|auth_?key|private_?key)"
-                r"[\w.-]*[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"']([^\"'\s]{12,200})[\"']"), 1),
+    # no leading `[\w.-]*`: it would be retried from every position of every word (the slowest step by far)
+    (re.compile(r"(?i)(?:secret|token|passwd|password|pwd|api_?key|access_?key|auth_?key|private_?key)"
+                r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"']([^\"'\s]{12,200})[\"']"), 1),
 )
 _ENTROPY_CHECKED = {len(SECRETS) - 1}  # the generic assignment: its value must look random
 _PLACEHOLDER_VALUE = re.compile(r"(?i)^(?:[*x.]+|\$.*|<.*>|\{.*\}|%.*|(?:your|my|the|some|example|dummy|fake|test|"
@@ -84,7 +85,7 @@ PREFILTER = {
     "ip_address": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{0,4}",
     "secret": r"PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|xox[abposr]-|hooks\.slack|"
               r"AIza|://[^\s:/@'\"]+:[^\s@/'\"]+@|(?i:secret|token|passw|pwd|api_?key|access_?key|auth_?key|private_?key)"
-              r"[\w.-]*[\"']?\s*[:=]",
+              r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}",
 }
 
 
