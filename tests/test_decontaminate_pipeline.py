@@ -78,7 +78,7 @@ def test_a_changed_benchmark_file_redoes_the_stage(tmp_path, local_engine):
     assert not again.skipped and again.manifest["extra"]["contaminated"] == {"mycode": {"code": 2}}
 
 
-def test_cli_runs_decontaminate_by_name_and_by_default(tmp_path):
+def test_cli_runs_decontaminate_and_redact_by_name_and_by_default(tmp_path):
     assert "decontaminate" in stage_keys()
     proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", "recipes/demo.yaml", "--stages",
                            "decontaminate", "--dry-run", "--workdir", str(tmp_path / "w")], cwd=ROOT,
@@ -89,7 +89,10 @@ def test_cli_runs_decontaminate_by_name_and_by_default(tmp_path):
                               "--workdir", str(tmp_path / "w")], cwd=ROOT, capture_output=True, text=True)
     assert default.returncode == 0, default.stderr
     stages = [line.split()[0] for line in default.stdout.split("stages:")[1].splitlines()[1:] if line.startswith("  ")]
-    assert stages[stages.index("quality") + 1] == "decontaminate"
+    assert stages[stages.index("quality"):stages.index("pack") + 1] == ["quality", "decontaminate", "redact", "tokenize", "pack"]
+    named = subprocess.run([sys.executable, "-m", "curate.cli", "run", "recipes/demo.yaml", "--stages", "redact",
+                            "--dry-run", "--workdir", str(tmp_path / "w")], cwd=ROOT, capture_output=True, text=True)
+    assert named.returncode == 0, named.stderr
 
 
 def test_a_missing_benchmark_file_is_refused_before_work(tmp_path):
