@@ -1,8 +1,8 @@
 """Running stages: order, inputs, skipping what is up to date, resume, manifests, conservation.
 
 A run executes the selected stages in the order their declarations give (curate/stagespec.py); this
-module names no stage: it runs each through the functions its declaration names. Each reads the output of the nearest
-earlier stage that is selected in the same run or already complete in the workdir. A stage whose
+module names no stage module: it runs each through the functions its declaration names. Each reads the
+output of the nearest earlier stage that is selected in the same run or already complete in the workdir. A stage whose
 manifest names the same configuration and input is skipped; `force` redoes it. Inside a stage, a
 partition whose record names the same input and configuration is reused, so a killed run resumes.
 """
