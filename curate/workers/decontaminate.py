@@ -64,7 +64,7 @@ def read_items(bench: dict) -> tuple[list[str], list[str]]:
         raise RecipeError(f"decontaminate.benchmarks[{bench['name']}]: no field {missing[0]!r} in its items "
                           f"(fields: {', '.join(sorted(rows[0]))})")
     texts = ["\n".join(str(r.get(k) or "") for k in bench["fields"]) for r in rows]
-    ids = [str(r[bench["id_field"]]) if bench["id_field"] else str(i) for i, r in enumerate(rows)]
+    ids = [str(r.get(bench["id_field"], i)) if bench["id_field"] else str(i) for i, r in enumerate(rows)]
     return texts, ids
 
 
@@ -121,9 +121,12 @@ def benchmarks_salt(recipe) -> str:
 
 def check(recipe, workdir, selected, explicit, dry_run) -> None:
     """Every benchmark file exists and has the named fields (exit 2 otherwise), before any work."""
+    seen = set()
     for s in [None, *(s.name for s in recipe.sources)]:
         for bench in benchmarks(recipe.settings("decontaminate", s)):
-            read_items(bench)
+            if (key := json.dumps(bench, sort_keys=True)) not in seen:  # each benchmark read once
+                seen.add(key)
+                read_items(bench)
 
 
 def top_items(items: dict[str, int], n: int = 10) -> list[tuple[str, int]]:
