@@ -7,7 +7,7 @@ WORKDIR ?= work/demo
 RUN := $(CURATE) run $(RECIPE) --workdir $(WORKDIR)
 SETUP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench bench-scale stats clean publish ingest exact-dedup near-dedup language quality tokenize pack
+.PHONY: setup demo test lint bench bench-scale stats clean publish ingest exact-dedup near-dedup language quality decontaminate redact tokenize pack
 
 setup: $(SETUP)
 
@@ -68,8 +68,16 @@ $(WORKDIR)/quality/_manifest.json: $(WORKDIR)/language/_manifest.json
 	$(RUN) --stages quality
 quality: $(WORKDIR)/quality/_manifest.json
 
+$(WORKDIR)/decontaminate/_manifest.json: $(WORKDIR)/quality/_manifest.json
+	$(RUN) --stages decontaminate
+decontaminate: $(WORKDIR)/decontaminate/_manifest.json
+
+$(WORKDIR)/redact/_manifest.json: $(WORKDIR)/decontaminate/_manifest.json
+	$(RUN) --stages redact
+redact: $(WORKDIR)/redact/_manifest.json
+
 # tokenize reads the nearest earlier stage present; this prerequisite is the latest stage target defined above
-$(WORKDIR)/tokenize/_manifest.json: $(WORKDIR)/quality/_manifest.json
+$(WORKDIR)/tokenize/_manifest.json: $(WORKDIR)/redact/_manifest.json
 	$(RUN) --stages tokenize
 tokenize: $(WORKDIR)/tokenize/_manifest.json
 

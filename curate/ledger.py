@@ -2,7 +2,8 @@
 
 Every stage builds one from the decided tables it wrote (the same rows, with `drop_reason` null for kept
 documents), merges the per-partition ledgers, and checks conservation before it writes its manifest:
-in = kept + sum(dropped), for documents and for bytes, for every source.
+in = kept + sum(dropped), for documents and for bytes, for every source; a stage that rewrites text
+(redact) also counts the bytes its rewrites removed or added (`bytes_rewritten`, in - kept).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ class SourceCounts:
     bytes_kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     dropped_bytes: dict[str, int] = field(default_factory=dict)
+    bytes_rewritten: int = 0  # bytes in - bytes kept of the kept documents a stage rewrote (redact)
 
     def add(self, other: SourceCounts) -> None:
+        self.bytes_rewritten += other.bytes_rewritten
         self.docs_in += other.docs_in
         self.docs_kept += other.docs_kept
         self.bytes_in += other.bytes_in
@@ -40,7 +43,7 @@ class SourceCounts:
         return sum(self.dropped.values())
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "docs_in": self.docs_in,
             "docs_kept": self.docs_kept,
             "docs_dropped": dict(sorted(self.dropped.items())),
@@ -48,11 +51,14 @@ class SourceCounts:
             "bytes_kept": self.bytes_kept,
             "bytes_dropped": dict(sorted(self.dropped_bytes.items())),
         }
+        if self.bytes_rewritten:  # only stages that rewrite text have it: the others' ledgers are unchanged
+            out["bytes_rewritten"] = self.bytes_rewritten
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> SourceCounts:
         return cls(obj["docs_in"], obj["docs_kept"], obj["bytes_in"], obj["bytes_kept"],
-                   dict(obj["docs_dropped"]), dict(obj["bytes_dropped"]))
+                   dict(obj["docs_dropped"]), dict(obj["bytes_dropped"]), obj.get("bytes_rewritten", 0))
 
 
 @dataclass
@@ -60,24 +66,28 @@ class Ledger:
     stage: str
     sources: dict[str, SourceCounts] = field(default_factory=dict)
 
-    def count(self, decided: pa.Table, nbytes: pa.Array | None = None) -> None:
-        """Adds a decided table: every row is in; rows with a null drop_reason are kept."""
+    def count(self, decided: pa.Table, nbytes: pa.Array | None = None, nbytes_in: pa.Array | None = None) -> None:
+        """Adds a decided table: every row is in; rows with a null drop_reason are kept. `nbytes_in`, from a
+        stage that rewrites text (redact), is each row's bytes before the rewrite: a kept row then counts
+        those in, its text's bytes kept, and the difference as rewritten."""
         if decided.num_rows == 0:
             return
         if nbytes is None:
             nbytes = pc.fill_null(pc.cast(pc.binary_length(decided[TEXT]), pa.int64()), 0)
+        before = nbytes if nbytes_in is None else nbytes_in
         groups = (
-            pa.table({"s": decided[SOURCE], "r": pc.fill_null(decided[DROP_REASON], ""), "b": nbytes})
+            pa.table({"s": decided[SOURCE], "r": pc.fill_null(decided[DROP_REASON], ""), "b": before, "k": nbytes})
             .group_by(["s", "r"])
-            .aggregate([("b", "sum"), ("b", "count")])
+            .aggregate([("b", "sum"), ("b", "count"), ("k", "sum")])
         )
-        for s, r, b, n in zip(*(groups[c].to_pylist() for c in ("s", "r", "b_sum", "b_count"))):
+        for s, r, b, n, k in zip(*(groups[c].to_pylist() for c in ("s", "r", "b_sum", "b_count", "k_sum"))):
             counts = self.sources.setdefault(s, SourceCounts())
             counts.docs_in += n
             counts.bytes_in += b
             if r == "":
                 counts.docs_kept += n
-                counts.bytes_kept += b
+                counts.bytes_kept += k
+                counts.bytes_rewritten += b - k
             else:
                 counts.dropped[r] = counts.dropped.get(r, 0) + n
                 counts.dropped_bytes[r] = counts.dropped_bytes.get(r, 0) + b
@@ -98,8 +108,8 @@ class Ledger:
         for s, c in self.sources.items():
             if c.docs_in != c.docs_kept + c.docs_dropped:
                 raise StageError(f"{self.stage}: source {s}: {c.docs_in} docs in != {c.docs_kept} kept + {c.docs_dropped} dropped")
-            if c.bytes_in != c.bytes_kept + sum(c.dropped_bytes.values()):
-                raise StageError(f"{self.stage}: source {s}: bytes in != bytes kept + bytes dropped")
+            if c.bytes_in != c.bytes_kept + sum(c.dropped_bytes.values()) + c.bytes_rewritten:
+                raise StageError(f"{self.stage}: source {s}: bytes in != bytes kept + bytes dropped + bytes rewritten")
         for s, (n, nbytes) in (expected_in or {}).items():
             got = self.sources.get(s, SourceCounts())
             if got.docs_in != n:

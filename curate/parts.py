@@ -77,6 +77,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_salt(path: str | Path | None) -> str:
+    """A model or data file's checksum, "" without one: a replaced file at the same path changes a stage's
+    output, so it salts the stage's config hash."""
+    return sha256_file(path) if path and Path(path).is_file() else ""
+
+
 class ParquetPartWriter:
     """Streams tables into one parquet file atomically; the file exists (possibly empty) after close()."""
 

@@ -1,7 +1,8 @@
 """Running stages: order, inputs, skipping what is up to date, resume, manifests, conservation.
 
-A run executes the selected stages in the fixed pipeline order. Each reads the output of the nearest
-earlier stage that is selected in the same run or already complete in the workdir. A stage whose
+A run executes the selected stages in the order their declarations give (curate/stagespec.py); this
+module names no stage module: it runs each through the functions its declaration names. Each reads the
+output of the nearest earlier stage that is selected in the same run or already complete in the workdir. A stage whose
 manifest names the same configuration and input is skipped; `force` redoes it. Inside a stage, a
 partition whose record names the same input and configuration is reused, so a killed run resumes.
 """
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curate import parts
-from curate.errors import RecipeError, StageError, StrictError
+from curate.errors import RecipeError, StageError
 from curate.ledger import Ledger
 from curate.recipe import ROW_SECTIONS
 from curate.schema import STAGES
+from curate.stagespec import declaration, declarations, load
 from curate.tasks import PartTask, is_done, run_part
 
 log = logging.getLogger("curate")
@@ -137,52 +139,6 @@ def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict
 
 
 # ---------------------------------------------------------------------------------------------- stages
-def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
-    from curate.sources import plan_ingest
-
-    started = time.time()
-    plan = plan_ingest(ctx.recipe)
-    config_hash = ctx.recipe.config_hash("ingest") + (":lenient" if ctx.lenient else "")
-    input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
-    if (skip := _up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
-        return skip
-    prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
-    out = str(ctx.dir("ingest"))
-    options = {**_ingest_id_offsets(ctx, plan, ctx.dir("ingest")), "lenient": ctx.lenient}
-    tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict,
-                      options=options) for p in plan]
-    try:
-        records, reused = run_part_tasks(ctx, tasks, "ingest")
-    except StrictError:
-        parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
-        raise
-    extra = {"renamed_ids": sum(r["extra"].get("renamed_ids", 0) for r in records),
-             "files": sum(len(p.files) for p in plan)}
-    manifest = finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
-                            records=records, reused=reused, started=started, expected_in=None, extra=extra)
-    return StageResult("ingest", manifest, False)
-
-
-def _ingest_id_offsets(ctx: Context, plan: list, d: Path) -> dict:
-    """Pre-pass for sources whose `id_field` values may repeat across their partitions: count ids per
-    partition, then group by id hash to give each partition its numbering offsets."""
-    from curate.workers import ingest as W
-
-    per_source: dict[str, int] = {}
-    for p in plan:
-        per_source[p.source] = per_source.get(p.source, 0) + 1
-    todo = [p for p in plan if getattr(ctx.recipe.source(p.source), "id_field", None) and per_source[p.source] > 1]
-    if not todo:
-        return {}
-    counts = [str(d / "_work" / "ids" / f"{p.name}.parquet") for p in todo]
-    rows = ctx.engine.map(W.count_ids, [(p, ctx.recipe, f) for p, f in zip(todo, counts)], desc="ingest: count ids")
-    offsets_dir = d / "_work" / "id_offsets"
-    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, 256)
-    ctx.engine.map(W.reduce_id_counts, [(counts, r, str(offsets_dir / f"offsets-{r[0]:03d}-{r[-1]:03d}.parquet"))
-                                        for r in ranges], desc="ingest: number ids")
-    return {"offsets_dir": str(offsets_dir)}
-
-
 def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | None = None,
                   salt: str = "") -> StageResult:
     """A stage that maps each upstream part to one output part through `tasks.DECIDERS[stage]`.
@@ -204,44 +160,22 @@ def run_row_stage(ctx: Context, upstream: str, stage: str, prepare: Callable | N
     tasks = [PartTask(stage, p.stem, _part_identity(ctx, upstream, p.stem), config_hash, str(d), ctx.recipe,
                       input_part=str(p), options=options) for p in inputs]
     records, reused = run_part_tasks(ctx, tasks, stage)
-    for rec in records:  # numeric per-part extras (counters) add up
-        for k, v in rec["extra"].items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                extra[k] = extra.get(k, 0) + v
+    for rec in records:  # numeric per-part extras (counters) add up, in nested dicts of counters too
+        add_counters(extra, rec["extra"])
     manifest = finish_stage(ctx, stage, config_hash=config_hash, input_info={"stage": upstream, "fingerprint": input_fp},
                             records=records, reused=reused, started=started,
                             expected_in=Ledger.from_json(upstream, up["ledger"]).kept_per_source(), extra=extra)
     return StageResult(stage, manifest, False)
 
 
-def _exact_dedup_groups(ctx: Context, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
-    """exact_dedup's global phases: hash every part, then find the losers of each bucket range."""
-    from curate.stages.exact_dedup import BUCKETS
-    from curate.workers import exact_dedup as W
-
-    hashes = [str(d / "_work" / "hashes" / f"{p.stem}.parquet") for p in inputs]
-    normalize = ctx.recipe.exact_dedup.normalize
-    rows = ctx.engine.map(W.hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
-    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, BUCKETS)
-    losers_dir = d / "_work" / "losers"
-    reduce_args = [(hashes, r, str(losers_dir / f"losers-{r[0]:03d}-{r[-1]:03d}.parquet")) for r in ranges]
-    n_losers = ctx.engine.map(W.reduce_hashes, reduce_args, desc="exact_dedup: group")
-    return {"losers_dir": str(losers_dir)}, {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}
-
-
-def run_exact_dedup(ctx: Context, upstream: str) -> StageResult:
-    return run_row_stage(ctx, upstream, "exact_dedup", prepare=_exact_dedup_groups)
-
-
-def run_near_dedup(ctx: Context, upstream: str) -> StageResult:
-    """near_dedup's global phases (signatures, LSH, verification, components, survivors). With
-    `near_dedup.against`, the earlier run's index is loaded once: its identity salts the config hash (a
-    changed index redoes the stage) and its files feed the phases."""
-    from curate.workers.near_dedup import load_index, prepare
-
-    index = load_index(ctx.recipe.near_dedup, ctx.workdir)
-    return run_row_stage(ctx, upstream, "near_dedup", prepare=lambda *args: prepare(*args, index=index),
-                         salt=index.fingerprint if index else "")
+def add_counters(total: dict, part: dict) -> None:
+    """Adds a part's numeric counters into `total`, key by key, recursing into dicts (`{"by_source":
+    {"stdlib": 3}}`); other values (strings, lists, booleans) are the stage's to merge."""
+    for k, v in part.items():
+        if isinstance(v, dict):
+            add_counters(total.setdefault(k, {}), v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            total[k] = total.get(k, 0) + v
 
 
 def bucket_ranges(total_docs: int, cpus: int, buckets: int, docs_per_task: int = 2_000_000) -> list[list[int]]:
@@ -267,49 +201,22 @@ def _up_to_date(ctx: Context, stage: str, config_hash: str, input_fp: str) -> St
     return None
 
 
-def run_tokenize(ctx: Context, upstream: str) -> StageResult:
-    from curate.workers.tokenize import tokenizer_identity
+def runner(stage: str) -> Callable[[Context, str | None], StageResult]:
+    """The function that runs a stage, from its declaration: its own driver (`run`), else the row runner
+    with its declared global phase (`prepare`) and salt."""
+    spec = declaration(stage)
+    if spec.run:
+        return load(spec.run)
 
-    identity = tokenizer_identity(ctx.recipe.tokenize)
-    # in-process, tokenizers' thread pool uses every core; Ray workers encode on one thread each (one task per CPU)
-    options = {"parallel_encode": getattr(ctx.engine, "name", "") == "local"}
-    return run_row_stage(ctx, upstream, "tokenize", prepare=lambda *_: (options, {"tokenizer": identity}),
-                         salt=identity["sha256"])
+    def run_declared(ctx: Context, upstream: str | None) -> StageResult:
+        salt = load(spec.salt)(ctx.recipe) if spec.salt else ""
+        return run_row_stage(ctx, upstream, stage, prepare=load(spec.prepare) if spec.prepare else None, salt=salt)
 
-
-def run_pack(ctx: Context, upstream: str | None) -> StageResult:
-    from curate.packing import run_pack as run
-
-    return run(ctx, upstream)
-
-
-def _model_salt(path: str | None) -> str:
-    """A model file's checksum: a retrained or replaced model at the same path changes the stage's output."""
-    return parts.sha256_file(path) if path and Path(path).is_file() else ""
-
-
-def _language_models_salt(recipe) -> str:
-    """Every language-ID model the sources use (a source may name its own), by checksum."""
-    from curate.assets import lid_model_path
-
-    paths = sorted({lid_model_path(recipe.settings("language", s.name).model) for s in recipe.sources})
-    return ":".join(_model_salt(p) for p in paths)
-
-
-RUNNERS: dict[str, Callable[[Context, str | None], StageResult]] = {
-    "ingest": run_ingest,
-    "exact_dedup": run_exact_dedup,
-    "near_dedup": run_near_dedup,
-    "language": lambda ctx, up: run_row_stage(ctx, up, "language", salt=_language_models_salt(ctx.recipe)),
-    "quality": lambda ctx, up: run_row_stage(ctx, up, "quality", salt=_model_salt(
-        ctx.recipe.quality.classifier.model if ctx.recipe.quality.classifier else None)),
-    "tokenize": run_tokenize,
-    "pack": run_pack,
-}
+    return run_declared
 
 
 def implemented_stages() -> list[str]:
-    return [s for s in STAGES if s in RUNNERS]
+    return [d.key for d in declarations() if d.run or d.decide]
 
 
 def select_stages(requested: list[str] | None) -> list[str]:
@@ -321,9 +228,17 @@ def select_stages(requested: list[str] | None) -> list[str]:
     for k in keys:
         if k not in STAGES:
             raise RecipeError(f"--stages: unknown stage {k!r} (stages: {', '.join(STAGES)})")
-        if k not in RUNNERS:
+        if k not in implemented_stages():
             raise RecipeError(f"--stages: stage {k!r} is not implemented yet (available: {', '.join(implemented_stages())})")
     return [s for s in STAGES if s in keys]
+
+
+def check_stages(recipe, workdir: Path, stages: list[str], explicit: bool, dry_run: bool) -> None:
+    """Each selected stage's declared pre-run check, in order: a recipe a stage cannot run is refused
+    (RecipeError, exit 2) before any engine starts or any work is done."""
+    for stage in stages:
+        if check := declaration(stage).check:
+            load(check)(recipe, workdir, stages, explicit, dry_run)
 
 
 def upstream_of(stage: str, selected: list[str], workdir: Path) -> str | None:
@@ -337,15 +252,17 @@ def upstream_of(stage: str, selected: list[str], workdir: Path) -> str | None:
 
 def run(ctx: Context, stages: list[str]) -> list[StageResult]:
     results = []
-    if ctx.recipe.tokenize.tokenizer is None and {"tokenize", "pack"} & set(stages):
-        log.info("tokenize, pack: skipped (the recipe names no tokenize.tokenizer)")
-        stages = [s for s in stages if s not in ("tokenize", "pack")]
+    skipped = {s: why for s in stages if (ref := declaration(s).skip) and (why := load(ref)(ctx.recipe))}
+    if skipped:
+        for why in dict.fromkeys(skipped.values()):
+            log.info("%s: skipped (%s)", ", ".join(s for s in skipped if skipped[s] == why), why)
+        stages = [s for s in stages if s not in skipped]
     for stage in stages:
-        upstream = upstream_of(stage, stages, ctx.workdir)
-        if stage != "ingest" and upstream is None:
+        upstream = upstream_of(stage, stages, ctx.workdir) if declaration(stage).reads == "upstream" else None
+        if declaration(stage).reads == "upstream" and upstream is None:
             raise RecipeError(f"{stage}: needs the output of an earlier stage; none is selected or complete in {ctx.workdir}")
         log.info("%s: start (input: %s)", stage, upstream or "sources")
-        result = RUNNERS[stage](ctx, upstream)
+        result = runner(stage)(ctx, upstream)
         if not result.skipped:
             _log_stage(result.manifest)
         results.append(result)

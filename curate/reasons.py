@@ -30,6 +30,10 @@ REASONS: dict[str, str] = {
     "language.unknown_code_language": "code: the document has no programming language (unknown extension or empty lang)",
     # quality: one code per rule of curate/rules/quality_rules.csv (added below), plus the classifier's
     "quality.classifier_low_score": "the fastText quality classifier's P(high quality) is below quality.classifier.min_score",
+    # decontaminate
+    "decontaminate.benchmark_overlap": "the document shares at least decontaminate.min_matches word n-grams with a "
+                                       "benchmark item, or contains a short item whole (detail: benchmark, item id "
+                                       "and shared n-grams)",
     # pack
     "pack.not_selected": "the mixture plan took none of this document's tokens (its source was subsampled to meet the ratio or budget)",
     "pack.tail_dropped": "the plan placed this document only in the last partial sequence, which `pack.last: drop` dropped",

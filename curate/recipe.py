@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from curate.errors import RecipeError, did_you_mean
+from curate.stagespec import declarations
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -216,6 +217,48 @@ class QualityConfig(Model):
         return self
 
 
+class BenchmarkConfig(Model):
+    """One benchmark whose items must not be in the corpus: a jsonl or parquet file of one item per row."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="named in drop details and reports, e.g. humaneval")
+    format: Literal["jsonl", "parquet"] = Field("jsonl", description="jsonl (compression from the extension: "
+                                                ".gz, .zst) or parquet")
+    paths: list[str] = Field(min_length=1, description="files or globs")
+    fields: list[str] = Field(min_length=1, description="the fields whose text an item is (joined by a newline), "
+                              "e.g. [prompt, canonical_solution]")
+    id_field: str | None = Field(None, description="the field that names an item; default: its row number")
+
+
+class DecontaminateConfig(Model):
+    """Benchmark n-gram overlap (curate/stages/decontaminate.py)."""
+
+    benchmarks: list[BenchmarkConfig] | None = Field(
+        None, description="default: HumanEval (prompt and canonical_solution) from the asset `curate assets` "
+        "fetches; [] : none (the stage keeps everything)")
+    ngram: int = Field(13, ge=1, description="word n-gram length (GPT-3, Llama: 13)")
+    min_matches: int = Field(1, ge=1, description="n-grams a document must share with one benchmark item to be dropped")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _unique_names(cls, value):
+        names = [b.name for b in value or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names repeat: {names}")
+        return value
+
+
+class RedactConfig(Model):
+    """E-mail, IP address and secret redaction (curate/stages/redact.py)."""
+
+    types: list[Literal["email", "ip_address", "secret"]] = Field(
+        ["email", "ip_address", "secret"], description="what is detected and replaced; [] turns redaction off "
+        "(e.g. for one source)")
+    replacement: Literal["placeholder", "synthetic"] = Field(
+        "placeholder", description="placeholder: <EMAIL>, <IP_ADDRESS>, <SECRET>; synthetic: a fake of the same "
+        "shape (example.com address, documentation-range IP, key with the same prefix), seeded, so code still parses")
+    allow: list[str] = Field([], description="exact values kept as they are (a project's public contact address)")
+
+
 class TokenizeConfig(Model):
     tokenizer: str | None = Field(
         None, description="a tokenizer.json path, or a Hugging Face hub name (online only); required to run tokenize"
@@ -274,13 +317,16 @@ def _override_model(config: type[Model], name: str) -> type[Model]:
 IngestOverride = _override_model(IngestConfig, "IngestOverride")
 LanguageOverride = _override_model(LanguageConfig, "LanguageOverride")
 QualityOverride = _override_model(QualityConfig, "QualityOverride")
+DecontaminateOverride = _override_model(DecontaminateConfig, "DecontaminateOverride")
+RedactOverride = _override_model(RedactConfig, "RedactOverride")
 
 
 # ---------------------------------------------------------------------------------------------- sources
 #: Row stages read their settings per source: the top-level section, overridden key by key by the same
 #: section under the source. Global stages compare or mix documents across sources and take no such section.
-ROW_SECTIONS = ("ingest", "language", "quality")
-GLOBAL_SECTIONS = ("exact_dedup", "near_dedup", "tokenize", "pack")
+#: Both read from the stages' declarations (`per_source`); each names a field of the Recipe and of _SourceBase.
+ROW_SECTIONS = tuple(d.key for d in declarations() if d.per_source)
+GLOBAL_SECTIONS = tuple(d.key for d in declarations() if not d.per_source)
 _WHY_GLOBAL = {
     "exact_dedup": "it compares documents across sources",
     "near_dedup": "it compares documents across sources",
@@ -298,6 +344,8 @@ class _SourceBase(Model):
     ingest: IngestOverride | None = Field(None, description="this source's ingest keys (any subset of the top level's)")
     language: LanguageOverride | None = Field(None, description="this source's language keys")
     quality: QualityOverride | None = Field(None, description="this source's quality keys (not `profiles`)")
+    decontaminate: DecontaminateOverride | None = Field(None, description="this source's decontaminate keys")
+    redact: RedactOverride | None = Field(None, description="this source's redact keys (`types: []`: off)")
     exact_dedup: Any = Field(None, exclude=True)
     near_dedup: Any = Field(None, exclude=True)
     tokenize: Any = Field(None, exclude=True)
@@ -368,10 +416,13 @@ class Recipe(Model):
     near_dedup: NearDedupConfig = NearDedupConfig()
     language: LanguageConfig = LanguageConfig()
     quality: QualityConfig = QualityConfig()
+    decontaminate: DecontaminateConfig = DecontaminateConfig()
+    redact: RedactConfig = RedactConfig()
     tokenize: TokenizeConfig = TokenizeConfig()
     pack: PackConfig = PackConfig()
 
-    @field_validator("ingest", "exact_dedup", "near_dedup", "language", "quality", "tokenize", "pack", mode="before")
+    @field_validator("ingest", "exact_dedup", "near_dedup", "language", "quality", "decontaminate", "redact",
+                     "tokenize", "pack", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # `ingest:` with nothing under it means all defaults
@@ -557,7 +608,8 @@ def format_error(err: dict, raw: dict) -> str:
         path = field_path([*loc, "format"]) if loc and loc[-1] != "format" else path
     elif err["type"] == "union_tag_not_found":
         path, msg = field_path([*loc, "format"]), "required: one of 'jsonl', 'parquet', 'arrow', 'code-tree'"
-    if msg.startswith(("sources[", "tokenize.", "pack.", "language.", "quality.", "near_dedup.")) and ": " in msg:
+    if msg.startswith(("sources[", "tokenize.", "pack.", "language.", "quality.", "near_dedup.", "decontaminate.")) \
+            and ": " in msg:
         return msg  # a cross-field validator already named the exact field
     return f"{path or '<top level>'}: {msg}"
 

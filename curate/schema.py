@@ -1,11 +1,14 @@
-"""The document schema shared by every stage, column names, stage keys and their order."""
+"""The document schema shared by every stage, column names, stage keys and their order (declared by the stages)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
+from curate.stagespec import stage_keys
+
 ID, TEXT, KIND, SOURCE, LANG, PATH, META = "id", "text", "kind", "source", "lang", "path_or_url", "meta"
 DROP_REASON, DROP_DETAIL = "drop_reason", "drop_detail"
+BYTES_IN = "bytes_in"  # a rewriting stage's (redact's) bytes of each row before the rewrite: the ledger's bytes in
 KINDS = ("code", "text")
 
 #: Columns every stage output has, in this order; stages append their own columns after these.
@@ -35,17 +38,8 @@ DROPPED_SCHEMA = pa.schema(
 )
 TEXT_HEAD_CHARS = 300
 
-#: The fixed pipeline order. A run executes the selected stages in this order.
-STAGES = (
-    "ingest",
-    "exact_dedup",
-    "near_dedup",
-    "language",
-    "quality",
-    "decontaminate",
-    "tokenize",
-    "pack",
-)
+#: The pipeline order: every declared stage's key (curate/stagespec.py reads each stage module's `STAGE`).
+STAGES = stage_keys()
 
 
 def stage_key(name: str) -> str:

@@ -16,7 +16,16 @@ import pyarrow.compute as pc
 
 from curate import parts
 from curate.ledger import Ledger
-from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, TEXT, TEXT_HEAD_CHARS
+from curate.schema import (
+    BYTES_IN,
+    DOC_SCHEMA,
+    DROP_DETAIL,
+    DROP_REASON,
+    DROPPED_SCHEMA,
+    TEXT,
+    TEXT_HEAD_CHARS,
+)
+from curate.stagespec import declarations, load
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def run_part(task: PartTask) -> dict:
     try:
         for decided in decider(task.stage)(task, extra):
             nbytes = decided["bytes"] if "bytes" in decided.column_names else None
-            ledger.count(decided, nbytes)
+            ledger.count(decided, nbytes, decided[BYTES_IN] if BYTES_IN in decided.column_names else None)
             kept, dropped = split(decided, task.stage)
             kept_writer.write(kept)
             dropped_writer.write(dropped)
@@ -84,7 +93,8 @@ def run_part(task: PartTask) -> dict:
 def split(decided: pa.Table, stage: str) -> tuple[pa.Table, pa.Table]:
     """Kept rows (without the decision columns) and dropped rows in the dropped-file schema."""
     is_dropped = pc.is_valid(decided[DROP_REASON])
-    kept = decided.filter(pc.invert(is_dropped)).drop_columns([c for c in (DROP_REASON, DROP_DETAIL, "bytes") if c in decided.column_names])
+    kept = decided.filter(pc.invert(is_dropped)).drop_columns(
+        [c for c in (DROP_REASON, DROP_DETAIL, "bytes", BYTES_IN) if c in decided.column_names])
     if stage == "ingest":
         kept = kept.select(DOC_SCHEMA.names).cast(DOC_SCHEMA)
     dropped = decided.filter(is_dropped)
@@ -136,20 +146,11 @@ def cached(key, factory: Callable):
 
 #: stage key -> "module:function" of its decider, a generator `(task, extra) -> decided tables` (same rows
 #: as the input batch, same order, plus `drop_reason`/`drop_detail`); `extra` collects per-part counters.
-DECIDERS: dict[str, str] = {
-    "ingest": "curate.workers.ingest:decide",
-    "exact_dedup": "curate.workers.exact_dedup:decide",
-    "near_dedup": "curate.workers.near_dedup:decide",
-    "language": "curate.workers.language:decide",
-    "quality": "curate.workers.quality:decide",
-    "tokenize": "curate.workers.tokenize:decide",
-}
+#: Read from the stages' declarations (curate/stagespec.py).
+DECIDERS: dict[str, str] = {d.key: d.decide for d in declarations() if d.decide}
 
 
 def decider(stage: str) -> Callable[[PartTask, dict], Iterator[pa.Table]]:
-    import importlib
-
-    module, func = DECIDERS[stage].split(":")
-    return getattr(importlib.import_module(module), func)
+    return load(DECIDERS[stage])
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from stats import funnel as F
 from stats.artifacts import Workdir
+from stats.contamination import contamination
 from stats.output import output
 from stats.profile import examples, profile
+from stats.redactions import mask_examples, redactions
 
 
 def collect(wd: Workdir) -> dict:
@@ -19,12 +21,16 @@ def collect(wd: Workdir) -> dict:
         "funnel": rows,
         "funnel_totals": F.funnel_totals(rows),
         "ledger_checks": F.check_ledgers(wd, manifests),
-        "examples": {s: ex for s in manifests if (ex := examples(wd, s))},
+        "examples": mask_examples({s: ex for s in manifests if (ex := examples(wd, s))}, manifests.get("redact")),
         "dedup": F.dedup(manifests),
         "profiles": profiles(wd, manifests),
     }
     stats["code_mix"] = code_mix(stats["profiles"], manifests, shards_manifest)
     stats["rule_rates"] = rule_rates(manifests.get("quality"), stats["profiles"])
+    if (found := contamination(manifests.get("decontaminate"))) is not None:
+        stats["contamination"] = found
+    if (found := redactions(manifests.get("redact"))) is not None:
+        stats["redactions"] = found
     out = output(wd)
     if out is not None:
         out["target_ratio"] = target_ratio(_pack_config(manifests, shards_manifest), out.get("plan"))

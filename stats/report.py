@@ -66,7 +66,7 @@ def _write_all(fs: pafs.FileSystem, root: str, files: dict[str, bytes]) -> None:
 def report_blocks(stats: dict) -> tuple[list[tuple], dict[str, bytes]]:
     images: dict[str, bytes] = {}
     blocks: list[tuple] = []
-    for section in (_header, _run_card, _funnel, _dedup, _code, _text, _lengths, _output, _examples):
+    for section in (_header, _run_card, _funnel, _dedup, _contamination, _redactions, _code, _text, _lengths, _output, _examples):
         blocks += section(stats, images)
     return blocks, images
 
@@ -138,6 +138,29 @@ def _dedup(stats, images):
             blocks += [("img", name, "cluster size distribution"),
                        ("table", ["cluster size", "clusters"], d["cluster_sizes"])]
     return [("h2", "Dedup"), *blocks] if blocks else []
+
+
+def _contamination(stats, images):
+    c = stats.get("contamination")
+    if c is None:
+        return []
+    blocks = [("h2", "Benchmark contamination"),
+              ("p", f"Benchmarks checked: {', '.join(c['benchmarks'])}; {fmt(sum(r[2] for r in c['per_benchmark']))} "
+                    f"of {fmt(c['docs_in'])} documents dropped (decontaminate.benchmark_overlap).")]
+    if c["per_benchmark"]:
+        blocks.append(("table", ["benchmark", "source", "docs dropped"], c["per_benchmark"]))
+        blocks.append(("table", ["benchmark item (most matched)", "docs"], c["top_items"]))
+    return blocks
+
+
+def _redactions(stats, images):
+    r = stats.get("redactions")
+    if r is None:
+        return []
+    return [("h2", "Redaction"),
+            ("p", f"{fmt(sum(r['documents'].values()))} documents had values replaced; {fmt(r['bytes_rewritten'])} "
+                  "bytes fewer (or more) than before (the ledger's bytes_rewritten). Counts only: no value is kept."),
+            ("table", ["type", "source", "values replaced"], r["per_type"])]
 
 
 def _code(stats, images):

@@ -36,3 +36,11 @@ def lid_model_path() -> Path:
     from curate.assets import fetch_lid_model
 
     return fetch_lid_model()  # the per-user assets folder (CURATE_HOME), where `curate assets` puts it
+
+
+@pytest.fixture(scope="session")
+def humaneval_path() -> Path:
+    """The checksum-verified HumanEval.jsonl.gz that `make setup` fetched (fetched here if missing)."""
+    from curate.assets import fetch_humaneval
+
+    return fetch_humaneval()

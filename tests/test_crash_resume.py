@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from curate.stagespec import stage_keys
 from tests.conftest import ROOT
 from tests.helpers import file_bytes
 from tests.test_faults import curate, wait_for
 
-STAGES = ["ingest", "exact_dedup", "near_dedup", "language", "quality", "tokenize", "pack"]
+STAGES = list(stage_keys())  # every declared stage, decontaminate and redact included
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,10 @@ import pyarrow.compute as pc
 import xxhash
 
 from curate.schema import DROP_DETAIL, DROP_REASON, ID, TEXT
+from curate.stagespec import Stage
+
+STAGE = Stage(key="exact_dedup", order=20, kind="row", summary="one survivor per content hash",
+              decide="curate.workers.exact_dedup:decide", prepare="curate.workers.exact_dedup:groups")
 
 BUCKETS = 256
 _WS = re.compile(r"\s+")

@@ -17,6 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.schema import DOC_SCHEMA, DROP_DETAIL, DROP_REASON
+from curate.stagespec import Stage
+
+STAGE = Stage(key="ingest", order=10, kind="row", per_source=True, reads="sources",
+              summary="read the sources, normalise to the document schema; drop empty, oversized, binary, malformed",
+              decide="curate.workers.ingest:decide", run="curate.workers.ingest:run",
+              check="curate.workers.ingest:check")
 
 STRICT_REASONS = frozenset(
     {"ingest.malformed_json", "ingest.bad_utf8", "ingest.binary", "ingest.missing_text", "ingest.wrong_type"}

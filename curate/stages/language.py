@@ -31,6 +31,12 @@ import pyarrow.compute as pc
 
 from curate.rules import markup
 from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, TEXT
+from curate.stagespec import Stage
+
+STAGE = Stage(key="language", order=40, kind="row", per_source=True,
+              summary="code: programming languages kept; text: fastText lid.176 label and score",
+              decide="curate.workers.language:decide", salt="curate.workers.language:models_salt",
+              check="curate.workers.language:check")
 
 LABEL_PREFIX = "__label__"
 # fastText reads '\n' as the end of a line; '\r', '\v', '\f' and NUL are also its word/line separators.

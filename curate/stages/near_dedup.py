@@ -39,28 +39,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.hashing import K_BAND, K_SHINGLE, fmix64  # the hash primitives the compiled loops share
 from curate.schema import DROP_DETAIL, DROP_REASON, ID, META, TEXT
+from curate.stagespec import Stage
+
+STAGE = Stage(key="near_dedup", order=30, kind="global",
+              summary="MinHash LSH near duplicates, verified by exact Jaccard, one survivor per cluster",
+              decide="curate.workers.near_dedup:decide", run="curate.workers.near_dedup:run",
+              check="curate.workers.near_dedup:check")
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _WORDS = re.compile(r"\w+")  # "split on \W+ and drop empty tokens" is exactly "the runs of \w"
 _U64 = np.uint64
-# the hash constants, shared with the compiled loops (near_dedup_kernels imports them): MurmurHash3's fmix64
-# multipliers, and the seeds that combine tokens into shingles and band values into band keys
-FMIX_M1, FMIX_M2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
-K_SHINGLE, _K_BAND = _U64(0xD6E8FEB86659FD93), _U64(0xA0761D6478BD642F)
 _MASK64 = (1 << 64) - 1
 
 
 # ---------------------------------------------------------------------------------------------- hashing
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer: a bijective avalanche on uint64 arrays (wrapping arithmetic)."""
-    h = h ^ (h >> _U64(33))
-    h = h * FMIX_M1
-    h = h ^ (h >> _U64(33))
-    h = h * FMIX_M2
-    return h ^ (h >> _U64(33))
-
-
 def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray:
     return fmix64(h * K_SHINGLE + token)
 
@@ -235,7 +229,7 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """[n_docs, bands] uint64: a hash of each band's `rows` values, seeded by the band index."""
     n = sig.shape[0]
     values = sig[:, : bands * rows].reshape(n, bands, rows).astype(_U64)
-    h = np.broadcast_to(fmix64((np.arange(bands, dtype=_U64) + _U64(1)) * _K_BAND), (n, bands)).copy()
+    h = np.broadcast_to(fmix64((np.arange(bands, dtype=_U64) + _U64(1)) * K_BAND), (n, bands)).copy()
     for j in range(rows):
         h = _combine(h, values[:, :, j])
     return h

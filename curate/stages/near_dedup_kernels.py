@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from curate.stages.near_dedup import FMIX_M1, FMIX_M2, K_SHINGLE
+from curate.hashing import FMIX_M1, FMIX_M2, K_SHINGLE
 
 _U64 = np.uint64
 _LOW32 = _U64(0xFFFFFFFF)

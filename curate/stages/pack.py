@@ -30,6 +30,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from curate.stagespec import Stage
+
+STAGE = Stage(key="pack", order=90, kind="global",
+              summary="token-exact code:text mixture, seeded shuffle, fixed-length sequences, Arrow IPC shards",
+              run="curate.packing:run_pack", skip="curate.workers.tokenize:skip_reason")
+
 SIDES = ("code", "text")
 
 

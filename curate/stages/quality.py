@@ -27,6 +27,12 @@ from curate.rules.profiles import active_rules as profile_rules
 from curate.rules.table import Rule, rules
 from curate.rules.text_metrics import text_signals
 from curate.schema import DROP_DETAIL, DROP_REASON, KIND, LANG, PATH, TEXT
+from curate.stagespec import Stage
+
+STAGE = Stage(key="quality", order=50, kind="row", per_source=True,
+              summary="rule profiles per source, optional fastText quality classifier",
+              decide="curate.workers.quality:decide", salt="curate.workers.quality:classifier_salt",
+              check="curate.workers.quality:check")
 
 CLASSIFIER_REASON = "quality.classifier_low_score"
 

@@ -18,6 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from curate.schema import TEXT
+from curate.stagespec import Stage
+
+STAGE = Stage(key="tokenize", order=80, kind="row", summary="HF tokenizers, EOS appended, ids as uint16/uint32",
+              decide="curate.workers.tokenize:decide", run="curate.workers.tokenize:run",
+              check="curate.workers.tokenize:check", skip="curate.workers.tokenize:skip_reason")
 
 IDS, N_TOKENS = "ids", "n_tokens"
 EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "<EOT>")

@@ -46,3 +46,19 @@ def reduce_hashes(hash_files: list[str], buckets: list[int], out_file: str) -> i
     parts.write_grouped(out_file, losers, "part")
     parts.write_json(out_file + ".json", {"losers": losers.num_rows})
     return losers.num_rows
+
+
+def groups(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
+    """exact_dedup's global phases (its declared `prepare`): hash every part, then find the losers of each
+    bucket range; the losers' files reach every part's `decide`."""
+    from curate.pipeline import bucket_ranges
+    from curate.stages.exact_dedup import BUCKETS
+
+    hashes = [str(d / "_work" / "hashes" / f"{p.stem}.parquet") for p in inputs]
+    normalize = ctx.recipe.exact_dedup.normalize
+    rows = ctx.engine.map(hash_part, [(str(p), h, normalize) for p, h in zip(inputs, hashes)], desc="exact_dedup: hash")
+    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, BUCKETS)
+    losers_dir = d / "_work" / "losers"
+    reduce_args = [(hashes, r, str(losers_dir / f"losers-{r[0]:03d}-{r[-1]:03d}.parquet")) for r in ranges]
+    n_losers = ctx.engine.map(reduce_hashes, reduce_args, desc="exact_dedup: group")
+    return {"losers_dir": str(losers_dir)}, {"duplicates": sum(n_losers), "bucket_ranges": len(ranges), "normalize": normalize}

@@ -8,7 +8,10 @@ source used it, so the numbering continues in input order exactly as if the sour
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +100,61 @@ def reduce_id_counts(count_files: list[str], buckets: list[int], out_file: str) 
     parts.write_grouped(out_file, offsets.cast(OFFSET_SCHEMA), "part")
     parts.write_json(out_file + ".json", {"repeated": offsets.num_rows})
     return offsets.num_rows
+
+
+def run(ctx, upstream: str | None):
+    """ingest's driver: plan the partitions of every source, number ids, read and normalise each partition."""
+    from curate import pipeline
+    from curate.sources import plan_ingest
+
+    started = time.time()
+    plan = plan_ingest(ctx.recipe)
+    config_hash = ctx.recipe.config_hash("ingest") + (":lenient" if ctx.lenient else "")
+    input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
+    if (skip := pipeline._up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
+        return skip
+    pipeline.prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
+    out = str(ctx.dir("ingest"))
+    options = {**_ingest_id_offsets(ctx, plan, ctx.dir("ingest")), "lenient": ctx.lenient}
+    tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict,
+                      options=options) for p in plan]
+    try:
+        records, reused = pipeline.run_part_tasks(ctx, tasks, "ingest")
+    except StrictError:
+        parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
+        raise
+    extra = {"renamed_ids": sum(r["extra"].get("renamed_ids", 0) for r in records),
+             "files": sum(len(p.files) for p in plan)}
+    manifest = pipeline.finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
+                            records=records, reused=reused, started=started, expected_in=None, extra=extra)
+    return pipeline.StageResult("ingest", manifest, False)
+
+
+def _ingest_id_offsets(ctx, plan: list, d: Path) -> dict:
+    """Pre-pass for sources whose `id_field` values may repeat across their partitions: count ids per
+    partition, then group by id hash to give each partition its numbering offsets."""
+    from curate.pipeline import bucket_ranges
+
+    per_source: dict[str, int] = {}
+    for p in plan:
+        per_source[p.source] = per_source.get(p.source, 0) + 1
+    todo = [p for p in plan if getattr(ctx.recipe.source(p.source), "id_field", None) and per_source[p.source] > 1]
+    if not todo:
+        return {}
+    counts = [str(d / "_work" / "ids" / f"{p.name}.parquet") for p in todo]
+    rows = ctx.engine.map(count_ids, [(p, ctx.recipe, f) for p, f in zip(todo, counts)], desc="ingest: count ids")
+    offsets_dir = d / "_work" / "id_offsets"
+    ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, 256)
+    ctx.engine.map(reduce_id_counts, [(counts, r, str(offsets_dir / f"offsets-{r[0]:03d}-{r[-1]:03d}.parquet"))
+                                        for r in ranges], desc="ingest: number ids")
+    return {"offsets_dir": str(offsets_dir)}
+
+
+
+
+
+def check(recipe, workdir, selected, explicit, dry_run) -> None:
+    """Missing files and fields are refused before any engine starts (exit 2)."""
+    from curate.sources import plan_ingest
+
+    plan_ingest(recipe)

@@ -164,3 +164,15 @@ def _name_error(where: str, name: str, known: dict[str, str]) -> str | None:
 
 def model_labels(path: str) -> set[str]:
     return {lab[len(language.LABEL_PREFIX):] for lab in model(path).get_labels()}
+
+
+def models_salt(recipe) -> str:
+    """Every language-ID model the sources use (a source may name its own), by checksum: a replaced model
+    at the same path redoes the stage."""
+    paths = sorted({lid_model_path(recipe.settings("language", s.name).model) for s in recipe.sources})
+    return ":".join(parts.file_salt(p) for p in paths)
+
+
+def check(recipe, workdir, selected, explicit, dry_run) -> None:
+    """Language codes the model cannot emit are refused before any work (exit 2)."""
+    check_recipe(recipe)

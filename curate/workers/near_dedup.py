@@ -574,3 +574,19 @@ def _summary(cfg, bands, rows, cand, stats, verified, survivors, rounds, n_edges
             if exact.size else {},
         },
     }
+
+
+def run(ctx, upstream: str):
+    """near_dedup's driver: its global phases (signatures, LSH, verification, components, survivors), then
+    the row runner marks each part. With `near_dedup.against`, the earlier run's index is loaded once: its
+    identity salts the config hash (a changed index redoes the stage) and its files feed the phases."""
+    from curate.pipeline import run_row_stage
+
+    index = load_index(ctx.recipe.near_dedup, ctx.workdir)
+    return run_row_stage(ctx, upstream, "near_dedup", prepare=lambda *args: prepare(*args, index=index),
+                         salt=index.fingerprint if index else "")
+
+
+def check(recipe, workdir, selected, explicit, dry_run) -> None:
+    """An `against` index that is missing or not comparable is refused before any work (exit 2)."""
+    load_index(recipe.near_dedup, workdir)

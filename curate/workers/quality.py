@@ -40,3 +40,19 @@ def decide_rows(batch: pa.Table, recipe, source: str | None) -> pa.Table:
     active = quality.active_rules(cfg.thresholds, cfg.disable, profile, cfg.profiles)
     scores = classifier_scores(batch, cfg.classifier)
     return quality.apply(batch, active, scores, cfg.classifier.min_score if cfg.classifier else 0.0, profile)
+
+
+def classifier_salt(recipe) -> str:
+    """The quality classifier's checksum: a retrained model at the same path redoes the stage."""
+    return parts.file_salt(recipe.quality.classifier.model if recipe.quality.classifier else None)
+
+
+def check(recipe, workdir, selected, explicit, dry_run) -> None:
+    """The quality classifier, if the recipe names one, exists (exit 2 otherwise)."""
+    from pathlib import Path
+
+    from curate.errors import RecipeError
+
+    clf = recipe.quality.classifier
+    if clf is not None and not Path(clf.model).is_file():
+        raise RecipeError(f"quality.classifier.model: file not found: {clf.model} (train one with `curate train-quality`)")

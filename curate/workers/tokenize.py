@@ -108,3 +108,38 @@ def _tokens_by_kind(table: pa.Table) -> tuple[list, list]:
         return [], []
     g = pa.table({"k": table[KIND], "n": table[T.N_TOKENS]}).group_by("k").aggregate([("n", "sum")])
     return g["k"].to_pylist(), g["n_sum"].to_pylist()
+
+
+def run(ctx, upstream: str):
+    """tokenize's driver: the tokenizer's identity (checksum, EOS id, dtype) salts the config hash and
+    reaches the manifest, which pack reads; then the row runner encodes each part."""
+    from curate.pipeline import run_row_stage
+
+    identity = tokenizer_identity(ctx.recipe.tokenize)
+    # in-process, tokenizers' thread pool uses every core; Ray workers encode on one thread each (one task per CPU)
+    options = {"parallel_encode": getattr(ctx.engine, "name", "") == "local"}
+    return run_row_stage(ctx, upstream, "tokenize", prepare=lambda *_: (options, {"tokenizer": identity}),
+                         salt=identity["sha256"])
+
+
+def skip_reason(recipe) -> str | None:
+    """tokenize and pack cannot run without a tokenizer: a default run leaves them out."""
+    return None if recipe.tokenize.tokenizer else "the recipe names no tokenize.tokenizer"
+
+
+def check(recipe, workdir, selected, explicit: bool, dry_run: bool) -> None:
+    """A missing or corrupt tokenizer, or one without EOS, is refused before any work (exit 2); the
+    tokenizer is required when tokenize is asked for by name (`--stages`)."""
+    check_tokenizer(recipe, required=explicit, hub_only=dry_run)
+
+
+def check_tokenizer(recipe, required: bool, hub_only: bool = False) -> None:
+    if recipe.tokenize.tokenizer is None:
+        if required:
+            raise RecipeError("tokenize.tokenizer: required to run tokenize (a tokenizer.json path or a hub name)")
+        return
+    if hub_only and is_hub_name(recipe.tokenize.tokenizer):
+        print(f"tokenize.tokenizer: {recipe.tokenize.tokenizer!r} is a hub name: not fetched by validate "
+              "(it is loaded, and checked, when tokenize runs)")
+        return
+    tokenizer_identity(recipe.tokenize)
