@@ -80,8 +80,8 @@ class RayEngine:
                     ray.init(address=address, **kwargs)
                 except ConnectionError as exc:  # the GCS answered the probe, then went away
                     raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from None
-            else:
-                ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+            else:  # "local": a new embedded Ray, even if `ray start` left a cluster address on this machine
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
         self.num_cpus = int(ray.cluster_resources().get("CPU", 1))
 
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:

@@ -159,6 +159,18 @@ class TestTokenAuthOff:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert_matches_local(corpus, tmp_path / "w")
 
+    def test_embedded_run_does_not_join_a_started_cluster(self, auth_off, corpus, tmp_path):
+        """Without --ray-address curate starts its own Ray even when `ray start` has recorded a cluster in
+        Ray's temp dir (which a bare `ray.init()` would join, and then refuse --num-cpus with a traceback)."""
+        record = auth_off.root / "tmp/ray/ray_current_cluster"
+        record.parent.mkdir(parents=True)
+        record.write_text(auth_off.address)
+        env = clean_env(tmp_path / "home", RAY_TMPDIR=str(auth_off.root / "tmp"))
+        cmd = [sys.executable, "-m", "curate.cli", "run", str(corpus / "r.yaml"), "--num-cpus", "1",
+               "--workdir", str(tmp_path / "w"), "--stages", ",".join(STAGES)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert_matches_local(corpus, tmp_path / "w")
 
 def test_unreachable_address_is_a_usage_error_fast(corpus, tmp_path):
     """Nothing listens on the port: exit 2 in seconds (Ray alone retries for 40 s), nothing written."""
