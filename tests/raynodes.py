@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RAY = str(Path(sys.executable).with_name("ray"))
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this interpreter
 
 
 def free_ports(n: int) -> list[int]:
@@ -39,8 +39,11 @@ class RayNodes:
         self.port = free_ports(1)[0]
         self.address = f"127.0.0.1:{self.port}"
 
-    def start_head(self, num_cpus: int) -> None:
-        self._start(["--head", f"--port={self.port}", "--include-dashboard=false"], num_cpus, "head")
+    def start_head(self, num_cpus: int, dashboard: bool = False) -> None:
+        """`dashboard`: also the dashboard and its job server (`ray job submit`), on `self.dashboard_port`."""
+        self.dashboard_port = free_ports(1)[0]
+        args = [f"--include-dashboard={str(dashboard).lower()}", f"--dashboard-port={self.dashboard_port}"]
+        self._start(["--head", f"--port={self.port}", *args], num_cpus, "head")
 
     def add_worker(self, num_cpus: int) -> None:
         self._start([f"--address={self.address}"], num_cpus, f"worker{len(self.sessions)}")
@@ -49,7 +52,7 @@ class RayNodes:
         temp = self.root / name
         temp.mkdir(parents=True)
         listen, grpc, metrics = free_ports(3)  # the agents' defaults (52365 …) collide with other Ray instances
-        cmd = [RAY, "start", *args, f"--num-cpus={num_cpus}", f"--temp-dir={temp}", "--disable-usage-stats",
+        cmd = [*RAY, "start", *args, f"--num-cpus={num_cpus}", f"--temp-dir={temp}", "--disable-usage-stats",
                f"--dashboard-agent-listen-port={listen}", f"--dashboard-agent-grpc-port={grpc}",
                f"--metrics-export-port={metrics}"]
         proc = subprocess.Popen(cmd, env=self.env, start_new_session=True, stdout=subprocess.PIPE,

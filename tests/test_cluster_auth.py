@@ -6,8 +6,10 @@ Each class starts its own cluster (class scope, so only one extra cluster runs a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.helpers import file_bytes, recipe, run
-from tests.raynodes import RayNodes, free_ports
+from tests.raynodes import RAY, RayNodes, free_ports
 from tests.stages.test_exact_dedup import planted_corpus
 
 STAGES = ["ingest", "exact_dedup"]
@@ -171,6 +173,43 @@ class TestTokenAuthOff:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert_matches_local(corpus, tmp_path / "w")
+
+
+@pytest.fixture(scope="class")
+def auth_on_dashboard(tmp_path_factory):
+    """A head with token auth and the dashboard's job server. Its environment has no PYTHONPATH: the job finds
+    curate only in the working directory it ships."""
+    token = secrets.token_hex(32)
+    env = clean_env(tmp_path_factory.mktemp("home"), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    env.pop("PYTHONPATH")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the job's `python`: the cluster's, with curate's dependencies
+    nodes = RayNodes(env)
+    try:
+        nodes.start_head(num_cpus=1, dashboard=True)
+        yield nodes, token
+    finally:
+        nodes.stop()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aiohttp") is None,
+                    reason="`ray job submit` needs ray[default] (the dashboard's aiohttp), which this venv lacks")
+class TestJobSubmit:
+    """`ray job submit --working-dir` as the README gives it: the client sends the token (RAY_AUTH_MODE=token and
+    RAY_AUTH_TOKEN); the job's `curate run` on the head takes the head's own token; neither is an argument."""
+
+    def test_job_with_token_matches_local_run(self, auth_on_dashboard, corpus, tmp_path):
+        nodes, token = auth_on_dashboard
+        shutil.copytree(ROOT / "curate", tmp_path / "wd/curate", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(corpus / "r.yaml", tmp_path / "wd/r.yaml")
+        submit = [*RAY, "job", "submit", "--address", f"http://127.0.0.1:{nodes.dashboard_port}",
+                  "--working-dir", str(tmp_path / "wd"), "--", "python", "-m", "curate.cli", "run", "r.yaml",
+                  "--workdir", str(tmp_path / "w"), "--stages", ",".join(STAGES)]
+        env = clean_env(tmp_path / "home", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+        proc = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "succeeded" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+        assert_matches_local(corpus, tmp_path / "w")
+        assert token not in proc.stdout + proc.stderr and token not in " ".join(submit)
+        assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
 
 def test_unreachable_address_is_a_usage_error_fast(corpus, tmp_path):
     """Nothing listens on the port: exit 2 in seconds (Ray alone retries for 40 s), nothing written."""
