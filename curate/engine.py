@@ -118,8 +118,8 @@ def _join_auth(ray, address: str) -> None:
     """
     cluster.check_reachable(address)
     token_mode = os.environ.get(cluster.MODE_VAR, "").lower() == "token"
-    if cluster.token_source() is None and token_mode:  # also refuses a bad RAY_AUTH_TOKEN_PATH before Ray aborts
-        raise cluster.missing_token_error(address)
+    if token_mode and cluster.token_source() is None:  # token_source also refuses a bad RAY_AUTH_TOKEN_PATH,
+        raise cluster.missing_token_error(address)     # on which Ray would abort the process
     if not _refuses_auth(ray, address):
         return
     if token_mode:
