@@ -62,6 +62,13 @@ class RayNodes:
         if proc.returncode != 0:
             raise RuntimeError(f"ray start {name} failed:\n{out[-3000:]}")
 
+    def tasks_run(self) -> dict[str, int]:
+        """Tasks each node's workers have started, by node: Ray's worker-*.out logs get a `:task_name:NAME`
+        line per task (the marker its log monitor reads)."""
+        return {node.name: sum(line.startswith(":task_name:") and len(line) > len(":task_name:\n")
+                               for out in node.glob("session_*/logs/worker-*.out") for line in out.open())
+                for node in sorted(self.root.iterdir())}
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL, every process of the nodes' sessions."""
         for sig in (signal.SIGTERM, signal.SIGKILL):

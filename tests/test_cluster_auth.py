@@ -75,9 +75,10 @@ def auth_on(tmp_path_factory):
     """Class scope: the cluster stops when its class's tests are done, before the next class starts one."""
     root = tmp_path_factory.mktemp("auth-on")
     token = secrets.token_hex(32)
-    nodes = RayNodes(clean_env(root / "home", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token))
+    # CURATE_TASK_DELAY reaches the nodes' workers: tasks long enough that both nodes' CPUs take some
+    nodes = RayNodes(clean_env(root / "home", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, CURATE_TASK_DELAY="0.2"))
     try:
-        nodes.start_head(num_cpus=0)
+        nodes.start_head(num_cpus=1)
         nodes.add_worker(num_cpus=1)
         yield nodes, token
     finally:
@@ -96,14 +97,13 @@ def auth_off(tmp_path_factory):
 
 
 class TestTokenAuthOn:
-    """A head (0 CPUs) and a worker node (1 CPU), both started with RAY_AUTH_MODE=token and the token: every
-    task must run on the worker node, so a run that completes shows that node joined with the token."""
+    """A head and a worker node (1 CPU each), both started with RAY_AUTH_MODE=token and the token."""
 
     @pytest.mark.parametrize("source", ["env", "path", "home"])
     def test_token_from_each_documented_place_joins(self, auth_on, corpus, tmp_path, source):
         """RAY_AUTH_MODE unset, the token in RAY_AUTH_TOKEN, a RAY_AUTH_TOKEN_PATH file or ~/.ray/auth_token:
-        curate turns token mode on once the cluster asks, and the parts equal the in-process run's. The token
-        appears in no output file and no output line."""
+        curate turns token mode on once the cluster asks, tasks run on both nodes, and the parts equal the
+        in-process run's. The token appears in no output file and no output line."""
         nodes, token = auth_on
         home = tmp_path / "home"
         if source == "env":
@@ -115,8 +115,11 @@ class TestTokenAuthOn:
             (home / ".ray").mkdir(parents=True)
             (home / ".ray/auth_token").write_text(token)
             env = clean_env(home)
+        before = nodes.tasks_run()
         proc = curate_run(corpus, nodes.address, tmp_path / "w", env)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        ran = {node: n - before[node] for node, n in nodes.tasks_run().items()}
+        assert set(ran) == {"head", "worker1"} and all(n > 0 for n in ran.values()), ran  # both nodes worked
         assert_matches_local(corpus, tmp_path / "w")
         assert token not in proc.stdout + proc.stderr
         assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
