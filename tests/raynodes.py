@@ -65,8 +65,9 @@ class RayNodes:
     def tasks_run(self) -> dict[str, int]:
         """Tasks each node's workers have started, by node: Ray's worker-*.out logs get a `:task_name:NAME`
         line per task (the marker its log monitor reads)."""
-        return {node.name: sum(line.startswith(":task_name:") and len(line) > len(":task_name:\n")
-                               for out in node.glob("session_*/logs/worker-*.out") for line in out.open())
+        return {node.name: sum(line.startswith(":task_name:") and line != ":task_name:"
+                               for out in node.glob("session_*/logs/worker-*.out")
+                               for line in out.read_text(errors="replace").splitlines())
                 for node in sorted(self.root.iterdir())}
 
     def stop(self) -> None:
