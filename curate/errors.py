@@ -44,6 +44,18 @@ class StrictError(CurateError):
     exit_code = 1
 
 
+class ClusterError(CurateError):
+    """The Ray cluster cannot be joined. A wrong address is a usage error (exit 2); a cluster that refuses this
+    client's authentication is exit 1, with the variables to set."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, usage: bool = False):
+        super().__init__(message)
+        if usage:
+            self.exit_code = 2
+
+
 class StageError(CurateError):
     """A stage cannot complete (a conservation violation, a failed task); the run aborts."""
 
