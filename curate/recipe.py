@@ -365,26 +365,26 @@ class _SourceBase(Model):
         return {} if section is None else section.model_dump(exclude_unset=True)
 
 
-class JsonlSource(_SourceBase):
+class _RecordSource(_SourceBase):
+    """Sources of records with named fields (jsonl, parquet, arrow)."""
+
+    text_field: str = "text"
+    id_field: str | None = None
+    lang_field: str | None = None
+    path_field: str | None = None
+    meta_fields: list[str] = []
+
+
+class JsonlSource(_RecordSource):
     """JSON lines, optionally `.gz` / `.zst` compressed (inferred from the file name)."""
 
     format: Literal["jsonl"]
-    text_field: str = "text"
-    id_field: str | None = None
-    lang_field: str | None = None
-    path_field: str | None = None
-    meta_fields: list[str] = []
 
 
-class TableSource(_SourceBase):
+class TableSource(_RecordSource):
     """Parquet or Arrow IPC (file or stream) tables, e.g. The Stack's parquet layout."""
 
     format: Literal["parquet", "arrow"]
-    text_field: str = "text"
-    id_field: str | None = None
-    lang_field: str | None = None
-    path_field: str | None = None
-    meta_fields: list[str] = []
 
 
 class CodeTreeSource(_SourceBase):
