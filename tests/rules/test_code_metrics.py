@@ -1,6 +1,8 @@
 """Comment extraction for language ID of code comments (curate.rules.code_metrics.comment_text)."""
 
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curate.rules.code_metrics import block_comments, comment_text
 from curate.rules.table import block_comment_delimiters, comment_prefixes
@@ -66,3 +68,24 @@ def test_each_line_of_the_language_table_is_one_language():
     lines = resources.files("curate.rules").joinpath("code_languages.csv").read_text("utf-8").strip().splitlines()
     assert len(lines) - 1 == len(comment_prefixes())
     assert comment_prefixes()["viml"] == ('"',) and comment_prefixes()["yaml"] == ("#",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=50)), max_size=8), st.integers(0, 3))
+def test_fast_character_counts_equal_the_regex_rewrite(texts, offset):
+    """Property: the byte-lookup class counts (ASCII documents) and counts of matches (others), and the
+    encoded-run characters counted only where a match exists, equal removing the matches and comparing
+    lengths, on any texts, nulls and sliced arrays included."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from curate.rules import code_metrics as C
+
+    arr = pa.array(texts, pa.string()).slice(min(offset, len(texts)))
+
+    def rewrite(pattern):
+        return np.nan_to_num(C._num(pc.utf8_length(arr)) - C._chars_without(arr, pattern))
+
+    assert np.array_equal(C._class_counts(arr, C._ASCII_ALNUM, r"[\pL\pN]"), rewrite(r"[\pL\pN]"))
+    assert np.array_equal(C._class_counts(arr, C._ASCII_ALPHA, r"\pL"), rewrite(r"\pL"))
+    assert np.array_equal(C._matched_chars(arr, C.ENCODED), rewrite(C.ENCODED))
