@@ -299,10 +299,13 @@ def candidate_pairs(key: np.ndarray, doc: np.ndarray, max_bucket_docs: int) -> t
 
 
 def unique_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows (u, v), sorted by (u, v): np.unique(axis=0)'s result, but each row is one int64
+    key over the dense ranks of its nodes (a plain sort; the row view of axis=0 sorts 6x slower)."""
     if u.size == 0:
         return u.astype(np.int64), v.astype(np.int64)
-    pairs = np.unique(np.stack([u, v], axis=1).astype(np.int64), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    nodes, inv = np.unique(np.concatenate([u, v]).astype(np.int64), return_inverse=True)
+    key = np.unique(inv[: u.size].astype(np.int64) * nodes.size + inv[u.size :])
+    return nodes[key // nodes.size], nodes[key % nodes.size]
 
 
 # ---------------------------------------------------------------------------------------------- verify

@@ -93,7 +93,7 @@ def _store(tables: list[pa.Table], old: list[pa.Table], num_perm: int) -> Shingl
         t = pa.concat_tables(tables, promote_options="default")
     lists = t["shingles"].combine_chunks()
     counts = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    vals = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.uint64)
+    vals = pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
     if old:  # an earlier version wrote index payloads in text order with repeats; merges need sets
         vals, counts = N.sorted_sets(vals, counts)
     off = np.concatenate([[0], np.cumsum(counts), [counts.sum()]]).astype(np.int64)
@@ -153,9 +153,12 @@ def verify_range(pair_files: list[str], buckets: list[int], payload_files: list[
         perm = cfg.num_perm if cfg.verify == "signature" else 0
         audit, h = audit_mask(u, v, cfg.audit_pairs, audit_seed)
         state, exact = np.zeros(0, np.int8), np.zeros(0)
-        if u.size:
+        indexed = index.payload if index is not None else ()
+        if u.size and v_chunks == 1:  # everything fits: one read of the payload serves both sides
+            both = load_shingles(payload_files, list(range(C.NODE_BUCKETS)), np.concatenate([u, v]), indexed, perm)
+            state, exact = verify_chunked(u, v, both, lambda bs, docs: both, 1, cfg, audit)
+        elif u.size:
             u_side = load_shingles(payload_files, buckets, u, num_perm=perm)
-            indexed = index.payload if index is not None else ()
             state, exact = verify_chunked(u, v, u_side, lambda bs, docs: load_shingles(
                 payload_files, bs, docs, indexed, perm), v_chunks, cfg, audit)
         keep = state == ACCEPTED
