@@ -48,8 +48,9 @@ def _once(out: str, fn: Callable[[], dict]) -> dict:
     if Path(out + ".json").exists():
         return parts.read_json(out + ".json")
     reset_peak_rss()  # a Ray worker runs many tasks: the figure is this task's own peak
+    started = time.perf_counter()
     result = fn()
-    result["rss_mb"] = peak_rss_mb(task=True)
+    result["rss_mb"], result["task_seconds"] = peak_rss_mb(task=True), round(time.perf_counter() - started, 3)
     parts.write_json(out + ".json", result)
     return result
 
