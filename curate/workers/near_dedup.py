@@ -1,21 +1,23 @@
 """near_dedup's worker side: the global phases as tasks over files grouped by bucket, then marking.
 
-    signature_part    per part: shingle hashes, signatures; writes band rows (by band-key bucket), the
-                      shingle payload and the ranking fields (by node bucket)
+    signature_part    per part: shingle sets (sorted, distinct), signatures; writes band rows (by band-key
+                      bucket), the shingle payload and the ranking fields (by node bucket)
     candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
-    verify_left       per node-bucket range of u: unique pairs joined with u's payload, by node bucket of v
-    verify_right      per node-bucket range of v: joined with v's payload, similarity, verified edges
+    verify_range      per node-bucket range of u (near_dedup_verify.py): the pairs scored by merge, skipping
+                      pairs already connected by accepted ones; the accepted pairs (edges), by bucket of u
     components        one task below local_components_max_edges, else large-star/small-star rounds,
                       each a task per node-bucket range; the labels are written by node bucket
     members_range     per node-bucket range: labels joined with ranking fields, by bucket of the cluster
     survivors_range   per cluster-bucket range: the survivor of each cluster, members by part
     decide            per part: marks its members (curate.tasks.DECIDERS)
 
-Every phase output is written atomically with a `.json` record after it, so a rerun reuses it.
-Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1 KiB) per document of the
-batch; candidates ~ 16 bytes per (document, band) of its range; verification ~ 8 bytes per shingle of
-the documents of its pairs; components ~ 32 bytes per edge row; members/survivors ~ 100 bytes per
-clustered document. No phase holds all documents unless its bucket range is all buckets.
+Every phase output is written atomically with a `.json` record after it (with the task's own peak RSS and
+seconds), so a rerun reuses it. Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1
+KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range; verification
+~ 8 bytes per distinct shingle of the documents its pairs name, within its own range and one chunk of
+the v side (at most ~CHUNK_BYTES each), plus ~40 bytes per pair; components ~ 32 bytes per edge row;
+members/survivors ~ 100 bytes per clustered document. No phase holds all documents unless its bucket
+range is all buckets.
 """
 
 from __future__ import annotations
