@@ -197,9 +197,8 @@ def _hash_tokens(flat: pa.Array) -> np.ndarray:
 
 def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, 64-bit shingle hash) for the shingles of each document, grouped by document. With
-    `unique` (the reference form), each document's distinct shingles sorted by hash; without, every
-    n-gram position in text order (the hot path: MinHash ignores repeats and `jaccard` removes them
-    itself, so the signature phase skips a sort of every shingle)."""
+    `unique` (the reference form, by a lexsort; the stage uses the compiled `shingle_sets`), each
+    document's distinct shingles sorted by hash; without, every n-gram position in text order."""
     tok, counts = token_hashes(texts)
     h = _kernels().ngram_hashes(tok, counts, ngram)
     per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
