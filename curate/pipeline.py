@@ -136,7 +136,7 @@ def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict
 
 # ---------------------------------------------------------------------------------------------- stages
 def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
-    from curate.sources import plan_ingest
+    from curate.sources import number_lines, plan_ingest
 
     started = time.time()
     plan = plan_ingest(ctx.recipe)
@@ -144,6 +144,7 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
     input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
     if (skip := _up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
         return skip
+    plan = number_lines(plan, ctx.engine)  # big jsonl files are read in ranges: their line numbers first
     prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
     out = str(ctx.dir("ingest"))
     options = {**_ingest_id_offsets(ctx, plan, ctx.dir("ingest")), "lenient": ctx.lenient}
@@ -155,7 +156,7 @@ def run_ingest(ctx: Context, upstream: str | None) -> StageResult:
         parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
         raise
     extra = {"renamed_ids": sum(r["extra"].get("renamed_ids", 0) for r in records),
-             "files": sum(len(p.files) for p in plan)}
+             "files": len({f.uri for p in plan for f in p.files})}  # a file read in ranges is one file
     manifest = finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
                             records=records, reused=reused, started=started, expected_in=None, extra=extra)
     return StageResult("ingest", manifest, False)
