@@ -1,7 +1,8 @@
 """Input planning and reading: the recipe's sources become partitions, partitions become raw records.
 
 A partition is the unit of work and of resume: a run of files (code trees), one file (compressed jsonl,
-arrow), a run of row groups of one file (parquet), or a byte range of one uncompressed jsonl file larger
+small or stream-format arrow), a run of row groups (parquet) or record batches (arrow IPC file larger
+than `ingest.partition_bytes`) of one file, or a byte range of one uncompressed jsonl file larger
 than `ingest.partition_bytes` (ranges are cut at line boundaries when read: a range owns the lines that
 start in it). Its identity is derived from the inputs (source, file names, sizes, modification times,
 row-group or byte range), never from the engine's scheduling.
@@ -29,7 +30,7 @@ class Partition:
     index: int
     source: str
     files: tuple[InputFile, ...]
-    row_groups: tuple[int, int] | None = None
+    row_groups: tuple[int, int] | None = None  # parquet row groups, or arrow record batches, [start, end)
     byte_range: tuple[int, int] | None = None  # [start, end) of an uncompressed jsonl file
     # the number of lines before the range's first line (so ids keep the file's 1-based line numbers);
     # filled by `number_lines` (one parallel pass), else counted by the reader itself
@@ -145,9 +146,12 @@ def _chunks(source, files: list[InputFile], target: int):
     elif source.format == "parquet":
         for f in files:
             yield from (([f], rg, None) for rg in _row_group_ranges(f, target))
+    elif source.format == "arrow":
+        for f in files:
+            yield from (([f], rb, None) for rb in tables.arrow_batch_ranges(f, target))
     else:
         for f in files:
-            if source.format == "jsonl" and f.size > target and compression_of(f.uri) is None:
+            if f.size > target and compression_of(f.uri) is None:
                 yield from (([f], None, r) for r in byte_ranges(f.size, target))
             else:
                 yield [f], None, None
@@ -188,4 +192,4 @@ def read_partition(partition: Partition, recipe, lenient: bool = False) -> Itera
     elif source.format == "parquet":
         yield from tables.read_parquet(file, partition.row_groups, source, prefix)
     else:
-        yield from tables.read_arrow(file, source, prefix)
+        yield from tables.read_arrow(file, source, prefix, partition.row_groups)

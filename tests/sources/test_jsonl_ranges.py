@@ -1,6 +1,7 @@
 """A big uncompressed jsonl file is read in byte ranges (one partition each): the same documents, ids
 (`<file>#<line>`, 1-based) and order as reading it whole; a record straddling a boundary is read once; a
-killed split ingest resumes byte-identical; a 1-record file and an empty file still work."""
+killed split ingest resumes byte-identical; a 1-record file and an empty file still work. A big Arrow IPC
+file is read in runs of record batches, with the row numbers (default ids) of reading it whole."""
 
 from __future__ import annotations
 
@@ -111,3 +112,28 @@ def test_kill_minus_9_during_a_split_ingest_resumes_byte_identical(tmp_path):
     assert manifest["partitions"]["reused"] >= 3 and manifest["partitions"]["total"] > 50
     assert file_bytes(work / "ingest") == file_bytes(tmp_path / "clean" / "ingest")
     assert not list(work.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["ipc-file", "ipc-stream"])
+def test_arrow_batch_runs_give_the_rows_of_one_task(tmp_path, stream):
+    """40 record batches, ids missing in some rows (so default ids `<file>#<row>` show the row numbers):
+    runs of batches equal the whole file; a stream-format file (no batch index) stays one partition."""
+    import pyarrow.ipc as ipc
+
+    rng = random.Random(4)
+    table = pa.table({"text": [f"row {i} " + "w" * rng.randint(0, 400) for i in range(2000)],
+                      "key": [None if i % 7 == 0 else f"k{i}" for i in range(2000)]})
+    path = tmp_path / "t.arrow"
+    with (ipc.new_stream if stream else ipc.new_file)(str(path), table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=50):
+            writer.write_batch(batch)
+
+    def read(partition_bytes):
+        r = recipe([{"name": "s", "kind": "text", "format": "arrow", "paths": [str(path)], "id_field": "key"}],
+                   ingest={"partition_bytes": partition_bytes})
+        plan = plan_ingest(r)
+        return pa.concat_tables([t for p in plan for t in read_partition(p, r)]), len(plan)
+
+    (whole, one), (split, many) = read(1 << 30), read(16_384)
+    assert one == 1 and many == (1 if stream else -(-path.stat().st_size // 16_384))
+    assert split.equals(whole) and whole.num_rows == 2000 and "s/t.arrow#1995" in whole["id"].to_pylist()
