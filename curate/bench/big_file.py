@@ -5,7 +5,8 @@ and FILES files of the same records in the same order. Each stage (ingest → to
 language, quality and tokenize settings) runs as its own `curate run --stages STAGE` command (a fresh
 process, Ray on all local CPUs), first on the many files, then on the one file; the table gives the
 seconds of each and their ratio. Before the byte-range reader, the one file was one partition, so every
-stage after ingest ran as a single task. In `make bench` (100 MB, the issue's example size: two ranges
+stage after ingest ran as a single task: the third column reproduces that (partition_bytes above the
+file's size). In `make bench` (100 MB, the issue's example size: two ranges
 of the default partition_bytes against 12 files); `python -m curate.bench.big_file MB` for another size.
 """
 
@@ -38,10 +39,12 @@ def write_jsonl(root: Path, mb: float, files: int) -> tuple[Path, Path]:
     return root / "one.jsonl", root / "many"
 
 
-def recipe_for(paths: list[str], out: Path) -> Path:
+def recipe_for(paths: list[str], out: Path, partition_bytes: int | None = None) -> Path:
     demo = yaml.safe_load(Path("recipes/demo.yaml").read_text())
     raw = {"name": "big-file", "sources": [{"name": "code", "kind": "code", "format": "jsonl", "paths": paths,
                                             "id_field": "id", "lang": "python"}]}
+    if partition_bytes:
+        raw["ingest"] = {"partition_bytes": partition_bytes}
     for section in ("language", "quality", "tokenize"):
         raw[section] = demo[section]
     out.write_text(yaml.safe_dump(raw))
@@ -56,13 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="big-file-"))
     one, many = in_fresh_process(write_jsonl, tmp / "data", mb, FILES)
     recipes = {"many files": recipe_for([str(many / "*.jsonl")], tmp / "many.yaml"),
-               "one file": recipe_for([str(one)], tmp / "one.yaml")}
+               "one file": recipe_for([str(one)], tmp / "one.yaml"),
+               # what one file was before byte ranges: a single partition, whatever its size
+               "one file, one part": recipe_for([str(one)], tmp / "whole.yaml", partition_bytes=1 << 40)}
     rows = []
     for stage in STAGES:
         row = {"stage": stage}
         for name, recipe in recipes.items():
             row[name + " s"] = round(cli_stage(recipe, tmp / name.replace(" ", "-"), stage)[0], 1)
         row["one / many"] = round(row["one file s"] / row["many files s"], 2)
+        row["one part / many"] = round(row["one file, one part s"] / row["many files s"], 2)
         rows.append(row)
     parts = {name: json.loads((tmp / name.replace(" ", "-") / "ingest/_manifest.json").read_text())["partitions"]["total"]
              for name in recipes}

@@ -167,11 +167,17 @@ def cli_stage(recipe: Path, workdir: Path, stages: str, *extra: str) -> tuple[fl
     import subprocess
 
     peak = workdir.parent / f".peak-{workdir.name}"
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WITH_PEAK, str(peak), "-q", "run", str(recipe), "--workdir",
-                           str(workdir), "--stages", stages, "--force", *extra], stdout=subprocess.DEVNULL)
+    for _ in range(3):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _WITH_PEAK, str(peak), "-q", "run", str(recipe), "--workdir",
+                               str(workdir), "--stages", stages, "--force", *extra], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        # on a shared machine another user's Ray may be found starting up at the same moment: try again
+        if proc.returncode == 0 or "existing cluster" not in proc.stderr:
+            break
+        time.sleep(5)
     if proc.returncode != 0:
-        raise SystemExit(f"curate run --stages {stages} failed ({proc.returncode})")
+        raise SystemExit(f"curate run --stages {stages} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start, float(peak.read_text())
 
 
