@@ -10,6 +10,11 @@ Stage. `ingest` and `exact_dedup` run first (untimed); then `near_dedup` alone, 
 the signature workers' peak RSS, each also per million documents.
 Corpora: the demo's code files (data/demo, `curate sample`), and a generated code-like corpus of
 GENERATED_MB with 10 % planted near duplicates (`python -m curate.bench.near_dedup 200` for README's figure).
+Code-shaped corpus (`bench_code`, in `make bench`; `--no-code` leaves it out): CODE_MB of generated code
+with vendored copies, shared license headers and generated files (curate/bench/_code_corpus.py), through
+`curate run --stages near_dedup` in a fresh process (CLI wall, Ray start included) against datasketch's
+update_batch on one core on a BASELINE_MB sample of the same documents; phase seconds, pairs verified and
+skipped, and each phase's peak RSS from the manifest.
 """
 
 from __future__ import annotations
