@@ -20,7 +20,7 @@ def log_edges() -> np.ndarray:
 
 
 LOG_EDGES = log_edges()
-SCORE_EDGES = np.linspace(0.0, 1.0, 21)
+SCORE_EDGES = np.round(np.linspace(0.0, 1.0, 21), 6)  # exactly the edges the report stores (linspace gives 0.7000000000000001)
 
 
 class Histogram:

@@ -3,13 +3,18 @@ whole stage end to end.
 
 Signatures. Baseline: what a datasketch user writes per document: the same shingles
 (`near_dedup.shingles`), then `MinHash(num_perm=256).update_batch(shingles)` with datasketch's default
-sha1_hash32. Ours: the hot path of the stage, `shingle_hashes(unique=False)` + `signatures` over Arrow
+sha1_hash32. Ours: the hot path of the stage, `shingle_sets` (sorted, distinct) + `signatures` over Arrow
 batches of 8192 documents (the stage's batch size). Both on one core, best of REPEATS.
 Stage. `ingest` and `exact_dedup` run first (untimed); then `near_dedup` alone, on the engine given
 (Ray on all local CPUs by default): MB/s of its input text over its wall time, the driver's peak RSS and
 the signature workers' peak RSS, each also per million documents.
 Corpora: the demo's code files (data/demo, `curate sample`), and a generated code-like corpus of
 GENERATED_MB with 10 % planted near duplicates (`python -m curate.bench.near_dedup 200` for README's figure).
+Code-shaped corpus (`bench_code`, in `make bench`; `--no-code` leaves it out): CODE_MB of generated code
+with vendored copies, shared license headers and generated files (curate/bench/_code_corpus.py), through
+`curate run --stages near_dedup` in a fresh process (CLI wall, Ray start included) against datasketch's
+update_batch on one core on a BASELINE_MB sample of the same documents; phase seconds, pairs verified and
+skipped, and each phase's peak RSS from the manifest.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import random
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from curate.bench._harness import in_fresh_process
 from curate.stages import near_dedup as N
@@ -57,8 +64,8 @@ def ours(docs: list[str], batch: int = 8192) -> float:
     start = time.perf_counter()
     for i in range(0, len(docs), batch):
         chunk = texts[i : i + batch]
-        doc, h = N.shingle_hashes(chunk, 5, unique=False)
-        N.signatures(doc, h, len(chunk), 256, 1)
+        h, counts = N.shingle_sets(chunk, 5)  # the stage's own path: the sets are its verification payload too
+        N.signatures(np.repeat(np.arange(len(chunk)), counts), h, len(chunk), 256, 1)
     return time.perf_counter() - start
 
 
@@ -145,6 +152,75 @@ def bench_stage(recipe, workdir: Path, engine) -> dict:
             "phases": extra.get("phase_seconds", {})}
 
 
+CODE_MB = 160  # the code-shaped corpus (curate/bench/_code_corpus.py): >= 150 MB, like the issue's real one
+_WITH_PEAK = ("import atexit, sys; from curate.memory import peak_rss_mb; from curate.cli import main; "
+              "atexit.register(lambda: open(sys.argv[1], 'w').write(str(peak_rss_mb()))); sys.exit(main(sys.argv[2:]))")
+
+
+def code_recipe(corpus: Path, out: Path) -> Path:
+    import yaml
+
+    out.write_text(yaml.safe_dump({"name": "code-bench", "sources": [
+        {"name": "code", "kind": "code", "format": "parquet", "paths": [str(corpus / "*.parquet")],
+         "text_field": "content", "id_field": "id"}]}))
+    return out
+
+
+def cli_stage(recipe: Path, workdir: Path, stages: str, *extra: str) -> tuple[float, float]:
+    """(wall seconds, driver peak RSS MiB) of `curate run --stages ...` in a fresh interpreter: what a
+    user's command costs, Ray's start included."""
+    import subprocess
+
+    peak = workdir.parent / f".peak-{workdir.name}"
+    for _ in range(3):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _WITH_PEAK, str(peak), "-q", "run", str(recipe), "--workdir",
+                               str(workdir), "--stages", stages, "--force", *extra], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        # on a shared machine another user's Ray may be found starting up at the same moment: try again
+        if proc.returncode == 0 or "existing cluster" not in proc.stderr:
+            break
+        time.sleep(5)
+    if proc.returncode != 0:
+        raise SystemExit(f"curate run --stages {stages} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - start, float(peak.read_text())
+
+
+def input_docs(workdir: Path) -> list[str]:
+    """near_dedup's input texts (exact_dedup's kept parts), in part order."""
+    import pyarrow.parquet as pq
+
+    return [t for f in sorted((workdir / "exact_dedup").glob("part-*.parquet"))
+            for t in pq.read_table(f, columns=["text"])["text"].to_pylist()]
+
+
+def bench_code(mb: float = CODE_MB, scale: int = 1, keep: Path | None = None, *extra: str) -> dict:
+    """The code-shaped corpus through ingest and exact_dedup (untimed), then `curate run --stages near_dedup`
+    timed end to end, and datasketch's update_batch on one core on a BASELINE_MB sample of the same
+    documents (every k-th, so each family is in it as often as in the whole)."""
+    import json
+    import tempfile
+
+    from curate.bench import _code_corpus
+
+    tmp = Path(keep or tempfile.mkdtemp(prefix="nd-code-"))
+    corpus = in_fresh_process(_code_corpus.write, tmp / "corpus", mb, 0, scale)
+    recipe = code_recipe(corpus, tmp / "code.yaml")
+    cli_stage(recipe, tmp / "w", "ingest,exact_dedup", *extra)
+    wall, driver = cli_stage(recipe, tmp / "w", "near_dedup", *extra)
+    nd = json.loads((tmp / "w/near_dedup/_manifest.json").read_text())["extra"]
+    docs = input_docs(tmp / "w") if scale == 1 else []
+    sample = docs[:: max(1, round(nd["bytes"] / 1e6 / BASELINE_MB))]
+    base_mb = sum(len(d.encode("utf-8")) for d in sample) / 1e6
+    base = base_mb / min(datasketch_baseline(sample) for _ in range(REPEATS)) if sample else float("nan")
+    mbs = nd["bytes"] / 1e6 / wall
+    return {"MB": round(nd["bytes"] / 1e6, 1), "docs": nd["docs"], "wall s": round(wall, 1), "MB/s": round(mbs, 2),
+            "datasketch MB/s": round(base, 2), "ratio": round(mbs / base, 2), "candidate pairs": nd["candidate_pairs"],
+            "verified": nd.get("pairs_verified"), "skipped": nd.get("pairs_skipped"), "largest cluster":
+            max(map(int, nd["cluster_sizes"]), default=0), "driver RSS MB": round(driver),
+            "phase s": nd["phase_seconds"], "phase peak RSS MB": nd.get("phase_peak_rss_mb", {})}
+
+
 def _table(title: str, rows: list[dict]) -> None:
     print(title)
     cols = list(rows[0])
@@ -165,6 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     corpora = {"demo code": demo_docs(), f"generated {mb:g} MB": generated_docs(mb)}
     rows = bench_near_dedup({k: v for k, v in corpora.items() if v})
     _table(f"near_dedup: MinHash signatures (256 perm, 5-gram shingles), one core, best of {REPEATS}", rows)
+    if "--no-code" not in sys.argv:
+        row = bench_code(CODE_MB)
+        _table(f"near_dedup on the code-shaped corpus ({CODE_MB} MB generated, curate/bench/_code_corpus.py): "
+               "`curate run --stages near_dedup` wall (Ray start included) vs datasketch update_batch, one core",
+               [{k: v for k, v in row.items() if not k.startswith("phase")}])
+        print("phase seconds:", row["phase s"])
+        print("peak RSS per phase (MiB, the largest task's own peak):", row["phase peak RSS MB"])
 
 
 def _stage_main(mb: float) -> None:

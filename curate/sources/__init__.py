@@ -1,12 +1,16 @@
 """Input planning and reading: the recipe's sources become partitions, partitions become raw records.
 
-A partition is the unit of work and of resume: a run of files (code trees), one file (jsonl, arrow) or a
-run of row groups of one file (parquet). Its identity is derived from the inputs (source, file names,
-sizes, modification times, row-group range), never from the engine's scheduling.
+A partition is the unit of work and of resume: a run of files (code trees), one file (compressed jsonl,
+small or stream-format arrow), a run of row groups (parquet) or record batches (arrow IPC file larger
+than `ingest.partition_bytes`) of one file, or a byte range of one uncompressed jsonl file larger
+than `ingest.partition_bytes` (ranges are cut at line boundaries when read: a range owns the lines that
+start in it). Its identity is derived from the inputs (source, file names, sizes, modification times,
+row-group or byte range), never from the engine's scheduling.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ import pyarrow.compute as pc
 
 from curate.errors import SourceError
 from curate.sources import code_tree, jsonl, linguist, tables
-from curate.sources.files import InputFile, expand, open_binary
+from curate.sources.files import InputFile, compression_of, expand, open_binary
 
 READ_FLUSH_BYTES = 32 * 1024 * 1024
 
@@ -27,7 +31,11 @@ class Partition:
     index: int
     source: str
     files: tuple[InputFile, ...]
-    row_groups: tuple[int, int] | None = None
+    row_groups: tuple[int, int] | None = None  # parquet row groups, or arrow record batches, [start, end)
+    byte_range: tuple[int, int] | None = None  # [start, end) of an uncompressed jsonl file
+    # the number of lines before the range's first line (so ids keep the file's 1-based line numbers);
+    # filled by `number_lines` (one parallel pass), else counted by the reader itself
+    lines_before: int | None = None
 
     @property
     def name(self) -> str:
@@ -36,6 +44,8 @@ class Partition:
     @property
     def fingerprint(self) -> str:
         payload = [self.source, [(f.uri, f.relname, f.size, f.mtime_ns) for f in self.files], self.row_groups]
+        if self.byte_range is not None:  # only then: a whole file's partition keeps its earlier identity
+            payload.append(list(self.byte_range))
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
@@ -45,9 +55,24 @@ def plan_ingest(recipe) -> list[Partition]:
     for i, source in enumerate(recipe.sources):
         files = resolve_files(source, i)
         check_fields(source, files, i)
-        for files_chunk, row_groups in _chunks(source, files, recipe.settings("ingest", source.name).partition_bytes):
-            plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups))
+        for files_chunk, row_groups, byte_range in _chunks(source, files, recipe.settings("ingest", source.name).partition_bytes):
+            plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups, byte_range))
     return plan
+
+
+def number_lines(plan: list[Partition], engine) -> list[Partition]:
+    """The plan with `lines_before` of every byte-range partition: each range's newlines counted in one
+    task per range, then summed in file order (no task reads the file before its range)."""
+    ranged = [p for p in plan if p.byte_range is not None]
+    if not ranged:
+        return plan
+    counts = engine.map(jsonl.count_newlines, [(p.files[0].uri, *p.byte_range) for p in ranged],
+                        desc="ingest: count lines")
+    before, total = {}, {}
+    for p, n in zip(ranged, counts):
+        uri = p.files[0].uri
+        before[p.index], total[uri] = total.get(uri, 0), total.get(uri, 0) + n
+    return [dataclasses.replace(p, lines_before=before[p.index]) if p.index in before else p for p in plan]
 
 
 def resolve_files(source, index: int) -> list[InputFile]:
@@ -113,17 +138,31 @@ def _chunks(source, files: list[InputFile], target: int):
         chunk, size = [], 0
         for f in files:
             if chunk and size + f.size > target:
-                yield chunk, None
+                yield chunk, None, None
                 chunk, size = [], 0
             chunk.append(f)
             size += f.size
         if chunk:
-            yield chunk, None
+            yield chunk, None, None
     elif source.format == "parquet":
         for f in files:
-            yield from (([f], rg) for rg in _row_group_ranges(f, target))
+            yield from (([f], rg, None) for rg in _row_group_ranges(f, target))
+    elif source.format == "arrow":
+        for f in files:
+            yield from (([f], rb, None) for rb in tables.arrow_batch_ranges(f, target))
     else:
-        yield from (([f], None) for f in files)
+        for f in files:
+            if f.size > target and compression_of(f.uri) is None:
+                yield from (([f], None, r) for r in byte_ranges(f.size, target))
+            else:
+                yield [f], None, None
+
+
+def byte_ranges(size: int, target: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of about `target` bytes covering a file of `size` bytes."""
+    n = -(-size // target)
+    bounds = [round(i * size / n) for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _row_group_ranges(file: InputFile, target: int):
@@ -150,11 +189,11 @@ def read_partition(partition: Partition, recipe, lenient: bool = False) -> Itera
     if file.size == 0:
         return  # an empty file holds no records, whatever its compression suffix says
     if source.format == "jsonl":
-        raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES)
+        raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES, partition.byte_range, partition.lines_before)
     elif source.format == "parquet":
         raws = tables.read_parquet(file, partition.row_groups, source, prefix)
     else:
-        raws = tables.read_arrow(file, source, prefix)
+        raws = tables.read_arrow(file, source, prefix, partition.row_groups)
     yield from (_detect_languages(raw, source, file.relname) for raw in raws) if source.kind == "code" else raws
 
 

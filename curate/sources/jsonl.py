@@ -1,4 +1,9 @@
-"""JSON-lines reader (plain, .gz, .zst): one record per non-blank line, streamed in bounded batches."""
+"""JSON-lines reader (plain, .gz, .zst): one record per non-blank line, streamed in bounded batches.
+
+A byte range [start, end) of an uncompressed file owns the lines that start in it: a line that straddles
+`start` belongs to the range before, one that straddles `end` to this one. Its first line's number is
+the count of newlines before it (`lines_before` counts those before `start`), so ids (`<file>#<line>`)
+are those of reading the whole file at once."""
 
 from __future__ import annotations
 
@@ -11,11 +16,12 @@ from curate.sources.files import InputFile, open_binary
 from curate.sources.records import RecordBuffer
 
 
-def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int) -> Iterator[pa.Table]:
+def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int, byte_range: tuple[int, int] | None = None,
+               lines_before: int | None = None) -> Iterator[pa.Table]:
     buf = RecordBuffer(flush_bytes)
     try:
         with open_binary(file.uri) as fh:
-            for lineno, line in enumerate(fh, start=1):
+            for lineno, line in _lines(fh, file.uri, byte_range, lines_before):
                 if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]  # a UTF-8 byte-order mark, as Windows tools write
                 if not line.strip():
@@ -29,6 +35,43 @@ def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int) -> Iterat
         raise
     if len(buf):
         yield buf.take()
+
+
+def _lines(fh, uri: str, byte_range: tuple[int, int] | None, lines_before: int | None) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) of the whole file, or of the lines that start in `byte_range`."""
+    if byte_range is None:
+        yield from enumerate(fh, start=1)
+        return
+    start, end = byte_range
+    lineno = count_newlines(uri, 0, start) if lines_before is None else lines_before
+    pos = start
+    if start > 0:
+        fh.seek(start - 1)
+        if fh.read(1) != b"\n":  # mid-line: its rest belongs to the range where it started
+            pos += len(fh.readline())
+            lineno += 1
+    while pos < end:
+        line = fh.readline()
+        if not line:
+            return
+        lineno += 1
+        pos += len(line)
+        yield lineno, line
+
+
+def count_newlines(uri: str, start: int, end: int, block: int = 8 << 20) -> int:
+    """The number of b"\n" bytes in [start, end) of an uncompressed file (the line pre-pass of a range)."""
+    n = 0
+    with open_binary(uri) as fh:
+        fh.seek(start)
+        left = end - start
+        while left > 0:
+            data = fh.read(min(block, left))
+            if not data:
+                break
+            n += data.count(b"\n")
+            left -= len(data)
+    return n
 
 
 def _parse_line(buf: RecordBuffer, line: bytes, lineno: int, file: InputFile, source, prefix: str) -> None:

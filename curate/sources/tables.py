@@ -1,7 +1,8 @@
 """Parquet and Arrow IPC readers, vectorised: columns are mapped with Arrow compute, not per row.
 
-Parquet files are split into partitions by row groups; Arrow files (IPC file or stream format) are read
-whole. Only the columns the recipe names are read.
+Parquet files are split into partitions by row groups; Arrow IPC files larger than a partition by runs of
+record batches (stream-format and compressed files are read whole: they have no index of batches). Only
+the columns the recipe names are read.
 """
 
 from __future__ import annotations
@@ -39,12 +40,38 @@ def table_columns(file: InputFile, fmt: str) -> list[str]:
 
 
 def _open_arrow(file: InputFile):
+    """A reader of the file: random access (memory-mapped, or a filesystem file) for an uncompressed IPC
+    file, so a run of batches reads only those; the whole file in memory otherwise."""
+    if not compression_of(file.uri) and not file.uri.startswith(("http://", "https://")):
+        try:
+            if is_uri(file.uri):
+                import pyarrow.fs as pafs
+
+                fs, path = pafs.FileSystem.from_uri(file.uri)
+                return ipc.open_file(fs.open_input_file(path))
+            return ipc.open_file(pa.memory_map(file.uri.removeprefix("file://")))
+        except pa.ArrowInvalid:
+            pass  # the stream format: read whole below
     with open_binary(file.uri) as fh:
         data = fh.read()
     try:
         return ipc.open_file(pa.BufferReader(data))
     except pa.ArrowInvalid:
         return ipc.open_stream(pa.BufferReader(data))
+
+
+def arrow_batch_ranges(file: InputFile, target: int) -> list[tuple[int, int] | None]:
+    """Runs of record batches of an IPC file larger than `target`, about target bytes each by the file's
+    mean batch size (its footer holds no sizes); [None] (the whole file) for a smaller or stream file."""
+    if file.size <= target:
+        return [None]
+    reader = _open_arrow(file)
+    batches = getattr(reader, "num_record_batches", 0)
+    if batches < 2:
+        return [None]
+    n = min(batches, -(-file.size // target))
+    bounds = [round(i * batches / n) for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def read_parquet(file: InputFile, row_groups: tuple[int, int], source, prefix: str) -> Iterator[pa.Table]:
@@ -55,10 +82,16 @@ def read_parquet(file: InputFile, row_groups: tuple[int, int], source, prefix: s
         offset += batch.num_rows
 
 
-def read_arrow(file: InputFile, source, prefix: str) -> Iterator[pa.Table]:
+def read_arrow(file: InputFile, source, prefix: str, batch_range: tuple[int, int] | None = None) -> Iterator[pa.Table]:
+    """The file's records, or those of the record batches [start, end) (row numbers, hence default ids, as
+    when the file is read whole)."""
     reader = _open_arrow(file)
-    offset = 0
-    batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) if hasattr(reader, "num_record_batches") else reader
+    if hasattr(reader, "num_record_batches"):
+        start, end = batch_range or (0, reader.num_record_batches)
+        offset = sum(reader.get_batch(i).num_rows for i in range(start))  # zero-copy: no batch body is read locally
+        batches = (reader.get_batch(i) for i in range(start, end))
+    else:
+        offset, batches = 0, reader
     for batch in batches:
         table = pa.Table.from_batches([batch]).select([c for c in _wanted(source) if c in batch.schema.names])
         yield to_raw(table, source, prefix, file.relname, offset)

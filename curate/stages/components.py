@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.stages.near_dedup import INDEX_BITS, fmix64
+from curate.stages.near_dedup import INDEX_BITS, fmix64, unique_pairs
 
 NODE_BUCKETS = 256
 
@@ -31,10 +31,8 @@ def node_bucket(nodes: np.ndarray) -> np.ndarray:
 
 
 def unique_edges(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if u.size == 0:
-        return u.astype(np.int64), v.astype(np.int64)
-    e = np.unique(np.stack([u, v], axis=1).astype(np.int64), axis=0)
-    return e[:, 0], e[:, 1]
+    """Distinct rows (u, v) sorted by (u, v)."""
+    return unique_pairs(u, v)
 
 
 def large_star_rows(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

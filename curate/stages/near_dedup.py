@@ -16,7 +16,12 @@ files grouped by bucket, so no process holds every signature, edge or document):
     band_keys        (band, 64-bit hash of the band's r values) per document and band
     candidate_pairs  documents sharing a band key; all pairs of a bucket of at most `max_bucket_docs`
                      documents, and only pairs with its first document in a larger bucket
-    jaccard / signature_agreement   the verification of candidate pairs (`verify: exact | signature`)
+    shingle_sets     each document's distinct shingle hashes, sorted, computed once: the MinHash input
+                     and the payload that verification reads
+    (verification)   curate/workers/near_dedup_verify.py: candidate pairs scored by exact Jaccard (a
+                     linear merge of two sorted sets, near_dedup_kernels.verify_pairs) or by
+                     `signature_agreement` (`verify: exact | signature`), skipping pairs whose documents
+                     the accepted pairs already connect
     (components)     curate/stages/components.py: connected components of the verified edges
     choose_survivors per cluster the best document survives: more stars, then more forks, then newer (The
                      Stack's metadata in `meta`, when present), then the smallest id
@@ -186,14 +191,28 @@ def _hash_tokens(flat: pa.Array) -> np.ndarray:
 
 def shingle_hashes(texts, ngram: int, unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, 64-bit shingle hash) for the shingles of each document, grouped by document. With
-    `unique` (the reference form), each document's distinct shingles sorted by hash; without, every
-    n-gram position in text order (the hot path: MinHash ignores repeats and `jaccard` removes them
-    itself, so the signature phase skips a sort of every shingle)."""
+    `unique` (the reference form, by a lexsort; the stage uses the compiled `shingle_sets`), each
+    document's distinct shingles sorted by hash; without, every n-gram position in text order."""
     tok, counts = token_hashes(texts)
     h = _kernels().ngram_hashes(tok, counts, ngram)
     per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
     doc = np.repeat(np.arange(counts.size, dtype=np.int64), per_doc)
     return _unique_by_doc(doc, h) if unique else (doc, h)
+
+
+def shingle_sets(texts, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts): each document's distinct shingle hashes, sorted, grouped by document (`counts`
+    per document): the signature phase's input (MinHash ignores repeats, so it hashes each once) and
+    the payload that verification intersects by merge. Equal to `shingle_hashes(unique=True)`."""
+    tok, counts = token_hashes(texts)
+    h = _kernels().ngram_hashes(tok, counts, ngram)
+    per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
+    return sorted_sets(h, per_doc)
+
+
+def sorted_sets(h: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts) of hashes grouped by document: each group sorted, repeats removed (compiled)."""
+    return _kernels().sort_unique(np.ascontiguousarray(h, _U64), np.ascontiguousarray(counts, np.int64))
 
 
 def _unique_by_doc(doc: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,39 +292,16 @@ def candidate_pairs(key: np.ndarray, doc: np.ndarray, max_bucket_docs: int) -> t
 
 
 def unique_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows (u, v), sorted by (u, v): np.unique(axis=0)'s result, but each row is one int64
+    key over the dense ranks of its nodes (a plain sort; the row view of axis=0 sorts 6x slower)."""
     if u.size == 0:
         return u.astype(np.int64), v.astype(np.int64)
-    pairs = np.unique(np.stack([u, v], axis=1).astype(np.int64), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    nodes, inv = np.unique(np.concatenate([u, v]).astype(np.int64), return_inverse=True)
+    key = np.unique(inv[: u.size].astype(np.int64) * nodes.size + inv[u.size :])
+    return nodes[key // nodes.size], nodes[key % nodes.size]
 
 
 # ---------------------------------------------------------------------------------------------- verify
-def jaccard(a: pa.ListArray, b: pa.ListArray) -> np.ndarray:
-    """Exact Jaccard of aligned rows of two list<uint64> columns of shingle hashes (repeats allowed),
-    vectorised: sort every (pair, hash, side) of both sides; each run of one (pair, hash) is one element
-    of the union, and of the intersection when it starts on side a and ends on side b.
-    Two empty sets have Jaccard 0 (documents without shingles are never duplicates)."""
-    na = pc.list_value_length(a).to_numpy(zero_copy_only=False).astype(np.int64)
-    nb = pc.list_value_length(b).to_numpy(zero_copy_only=False).astype(np.int64)
-    pair = np.concatenate([np.repeat(np.arange(na.size), na), np.repeat(np.arange(nb.size), nb)])
-    vals = np.concatenate([_flat_u64(a), _flat_u64(b)])
-    side = np.concatenate([np.zeros(int(na.sum()), np.int8), np.ones(int(nb.sum()), np.int8)])
-    order = np.lexsort((side, vals, pair))
-    pair, vals, side = pair[order], vals[order], side[order]
-    if pair.size == 0:
-        return np.zeros(na.size)
-    start = np.flatnonzero(np.concatenate([[True], (pair[1:] != pair[:-1]) | (vals[1:] != vals[:-1])]))
-    last = np.append(start[1:], pair.size) - 1
-    both = (side[start] == 0) & (side[last] == 1)
-    union = np.bincount(pair[start], minlength=na.size).astype(np.int64)
-    inter = np.bincount(pair[start][both], minlength=na.size).astype(np.int64)
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def _flat_u64(arr: pa.ListArray) -> np.ndarray:
-    return pc.list_flatten(arr).to_numpy(zero_copy_only=False).astype(_U64)
-
-
 def signature_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The fraction of equal MinHash values of aligned signature rows (the MinHash Jaccard estimate);
     empty signatures never agree."""

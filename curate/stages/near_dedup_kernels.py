@@ -1,4 +1,5 @@
-"""Compiled loops of near_dedup's signature phase (numba): one pass per step, no temporary arrays.
+"""Compiled loops of near_dedup's signature and verification phases (numba): one pass per step, no
+temporary arrays.
 
 The numpy forms of these steps each made several passes over arrays as large as the corpus (the MinHash
 step alone writes and re-reads num_perm values per shingle); these loops keep each value in registers.
@@ -11,6 +12,11 @@ Their results are bit-identical to the definitions in curate/stages/near_dedup.p
     ngram_hashes        each document's word n-gram hashes, one per position
     minhash             the signature of each document: per shingle, `a*x + b mod 2^32` for every
                         permutation against the running minimum (vectorised by LLVM along the permutations)
+    sort_unique         each document's shingle hashes sorted, repeats removed (once, at signature time)
+    intersection_size   |A & B| of two sorted, repeat-free hash arrays by one linear merge
+    verify_pairs        candidate pairs in the given order against a union-find: a pair whose documents
+                        are already connected by accepted pairs is skipped, any other is scored (exact
+                        Jaccard by merge, or MinHash agreement) and joins the two sets if accepted
 
 Integer typing: numba widens uint32 arithmetic to 64 bits, so the 32-bit steps mask or cast explicitly.
 Compiled once per machine: the machine code is cached beside this file, or in numba's user cache or
@@ -144,3 +150,134 @@ def minhash(doc, h, n_docs, a, b):
         for p in range(a.size):
             row[p] = min(row[p], np.uint32(a[p] * x + b[p]))
     return sig
+
+
+@_compiled
+def sort_unique(h, counts):
+    """(values, counts) of each document's shingle hashes `h` (grouped by document, `counts` per document)
+    sorted ascending without repeats: the form a pair's Jaccard is read from by one merge."""
+    out = np.empty(h.size, _U64)
+    new_counts = np.zeros(counts.size, np.int64)
+    start, k = 0, 0
+    for d in range(counts.size):
+        s = _sort_uniform(h[start : start + counts[d]])
+        first = k
+        for i in range(s.size):
+            if i == 0 or s[i] != s[i - 1]:
+                out[k] = s[i]
+                k += 1
+        new_counts[d] = k - first
+        start += counts[d]
+    return out[:k], new_counts
+
+
+@njit
+def _sort_uniform(x):
+    """A sorted copy of x, in expected linear time for uniformly distributed values (hashes): one pass
+    places each value in its bucket of the top bits (about two values per bucket), then an insertion
+    sort finishes each short run. Correct for any input; only the speed assumes uniform values (a run
+    of equal values costs one comparison each). 3x np.sort on shingle hashes."""
+    n = x.size
+    if n < 32:
+        return np.sort(x)
+    bits = 1
+    while (1 << (bits + 1)) <= n:
+        bits += 1
+    shift = _U64(64 - bits)
+    pos = np.zeros((1 << bits) + 1, np.int64)
+    for i in range(n):
+        pos[(x[i] >> shift) + _U64(1)] += 1
+    for b in range(1 << bits):
+        pos[b + 1] += pos[b]
+    out = np.empty(n, _U64)
+    for i in range(n):
+        b = x[i] >> shift
+        out[pos[b]] = x[i]
+        pos[b] += 1
+    for i in range(1, n):
+        v, j = out[i], i - 1
+        while j >= 0 and out[j] > v:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = v
+    return out
+
+
+@njit(inline="always")
+def _intersection(a, b):
+    i, j, n = 0, 0, 0
+    while i < a.size and j < b.size:
+        x, y = a[i], b[j]
+        if x == y:
+            n += 1
+            i += 1
+            j += 1
+        elif x < y:
+            i += 1
+        else:
+            j += 1
+    return n
+
+
+@_compiled
+def intersection_size(a, b):
+    """|A & B| of two sorted, repeat-free uint64 arrays: one merge, no allocation."""
+    return _intersection(a, b)
+
+
+@njit(inline="always")
+def _find(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x
+
+
+@njit(inline="always")
+def _jaccard(a, b):
+    inter = _intersection(a, b)
+    union = a.size + b.size - inter
+    return inter / union if union > 0 else 0.0  # two empty sets are not duplicates
+
+
+@njit(inline="always")
+def _agreement(a, b, empty):
+    """The MinHash estimate: the share of equal values; a signature of an empty document agrees with none."""
+    a_empty, b_empty, same = True, True, 0
+    for p in range(a.size):
+        a_empty &= a[p] == empty
+        b_empty &= b[p] == empty
+        same += a[p] == b[p]
+    return 0.0 if a_empty or b_empty else same / a.size
+
+
+@_compiled
+def verify_pairs(a, b, ra, rb, a_off, a_vals, b_off, b_vals, a_sig, b_sig, mode, threshold, audit, parent,
+                 exact, state):
+    """Pairs i in index order: union-find nodes a[i], b[i]; shingle sets a_vals[a_off[ra[i]]:a_off[ra[i] + 1]]
+    and the same of b (sorted, repeat-free); signature rows a_sig[ra[i]], b_sig[rb[i]] (mode 1 only).
+    mode 0 scores by exact Jaccard, 1 by MinHash agreement, 2 accepts every pair; accepted = score >=
+    threshold. A pair whose nodes share a root is skipped (state 0): the accepted pairs already connect
+    them, so accepting it could not change a component. Otherwise state 1 (rejected) or 2 (accepted: its
+    nodes are joined, the smaller root becoming the root). Pairs with audit[i] get their exact Jaccard in
+    `exact` (and their decision, in `state` 3 or 4 when skipped: rejected or accepted) whatever happens."""
+    empty = np.uint32(0xFFFFFFFF)
+    for i in range(a.size):
+        sa = a_vals[a_off[ra[i]] : a_off[ra[i] + 1]]
+        sb = b_vals[b_off[rb[i]] : b_off[rb[i] + 1]]
+        x, y = _find(parent, a[i]), _find(parent, b[i])
+        if x == y and not audit[i]:
+            state[i] = 0
+            continue
+        j = _jaccard(sa, sb) if mode == 0 or audit[i] else 0.0
+        if audit[i]:
+            exact[i] = j
+        score = j if mode == 0 else _agreement(a_sig[ra[i]], b_sig[rb[i]], empty) if mode == 1 else 1.0
+        accept = score >= threshold if mode != 2 else True
+        if x == y:
+            state[i] = 4 if accept else 3
+        elif accept:
+            state[i] = 2
+            parent[max(x, y)] = min(x, y)
+        else:
+            state[i] = 1

@@ -105,7 +105,7 @@ def reduce_id_counts(count_files: list[str], buckets: list[int], out_file: str) 
 def run(ctx, upstream: str | None):
     """ingest's driver: plan the partitions of every source, number ids, read and normalise each partition."""
     from curate import pipeline
-    from curate.sources import plan_ingest
+    from curate.sources import number_lines, plan_ingest
 
     started = time.time()
     plan = plan_ingest(ctx.recipe)
@@ -113,6 +113,7 @@ def run(ctx, upstream: str | None):
     input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
     if (skip := pipeline._up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
         return skip
+    plan = number_lines(plan, ctx.engine)  # big jsonl files are read in ranges: their line numbers first
     pipeline.prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
     out = str(ctx.dir("ingest"))
     options = {**_ingest_id_offsets(ctx, plan, ctx.dir("ingest")), "lenient": ctx.lenient}
@@ -124,7 +125,7 @@ def run(ctx, upstream: str | None):
         parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
         raise
     extra = {"renamed_ids": sum(r["extra"].get("renamed_ids", 0) for r in records),
-             "files": sum(len(p.files) for p in plan)}
+             "files": len({f.uri for p in plan for f in p.files})}  # a file read in ranges is one file
     manifest = pipeline.finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
                             records=records, reused=reused, started=started, expected_in=None, extra=extra)
     return pipeline.StageResult("ingest", manifest, False)

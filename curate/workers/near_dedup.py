@@ -1,28 +1,30 @@
 """near_dedup's worker side: the global phases as tasks over files grouped by bucket, then marking.
 
-    signature_part    per part: shingle hashes, signatures; writes band rows (by band-key bucket), the
-                      shingle payload and the ranking fields (by node bucket)
+    signature_part    per part: shingle sets (sorted, distinct), signatures; writes band rows (by band-key
+                      bucket), the shingle payload and the ranking fields (by node bucket)
     candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
-    verify_left       per node-bucket range of u: unique pairs joined with u's payload, by node bucket of v
-    verify_right      per node-bucket range of v: joined with v's payload, similarity, verified edges
+    verify_range      per node-bucket range of u (near_dedup_verify.py): the pairs scored by merge, skipping
+                      pairs already connected by accepted ones; the accepted pairs (edges), by bucket of u
     components        one task below local_components_max_edges, else large-star/small-star rounds,
                       each a task per node-bucket range; the labels are written by node bucket
     members_range     per node-bucket range: labels joined with ranking fields, by bucket of the cluster
     survivors_range   per cluster-bucket range: the survivor of each cluster, members by part
     decide            per part: marks its members (curate.tasks.DECIDERS)
 
-Every phase output is written atomically with a `.json` record after it, so a rerun reuses it.
-Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1 KiB) per document of the
-batch; candidates ~ 16 bytes per (document, band) of its range; verification ~ 8 bytes per shingle of
-the documents of its pairs; components ~ 32 bytes per edge row; members/survivors ~ 100 bytes per
-clustered document. No phase holds all documents unless its bucket range is all buckets.
+Every phase output is written atomically with a `.json` record after it (with the task's own peak RSS and
+seconds), so a rerun reuses it. Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1
+KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range; verification
+~ 8 bytes per distinct shingle of the documents its pairs name, within its own range and one chunk of
+the v side (at most ~CHUNK_BYTES each), plus ~40 bytes per pair; components ~ 32 bytes per edge row;
+members/survivors ~ 100 bytes per clustered document. No phase holds all documents unless its bucket
+range is all buckets.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,53 +35,14 @@ import pyarrow.parquet as pq
 
 from curate import parts
 from curate.errors import RecipeError
-from curate.memory import peak_rss_mb
 from curate.schema import ID, META, TEXT
 from curate.stages import components as C
 from curate.stages import near_dedup as N
 from curate.tasks import PartTask
+from curate.workers import near_dedup_verify as V
+from curate.workers.near_dedup_files import _doc_in, _once, _read, _write
 
 BAND_BUCKETS = 256
-
-
-def _once(out: str, fn: Callable[[], dict]) -> dict:
-    """Runs fn (which writes `out`) unless `out.json`, written after the data, says it already ran."""
-    if Path(out + ".json").exists():
-        return parts.read_json(out + ".json")
-    result = fn()
-    parts.write_json(out + ".json", result)
-    return result
-
-
-def _read(files: list[str], buckets: list[int], indexed: Sequence[tuple[str, int]] = (),
-          where: Callable[[pa.Table], pa.Table] | None = None) -> pa.Table | None:
-    """The groups `buckets` of `files`, and of earlier runs' index files `indexed` ((path, level) pairs)
-    with their node ids flagged (N.index_nodes). An index is as large as the earlier run, so its files are
-    read one group (one bucket of one part) at a time and cut down by `where` at once: memory holds the
-    rows kept, not the index's share of the range. Columns one side lacks (an index built with verify:
-    signature) are null."""
-    tables = [parts.read_groups(f, buckets) for f in files]
-    for f, level in indexed:
-        for group in parts.iter_groups(f, buckets):
-            group = _flagged(group, level)
-            tables.append(where(group) if where is not None else group)
-    tables = [t.drop_columns(["bucket"]) for t in tables if t.num_rows]
-    return pa.concat_tables(tables, promote_options="default") if tables else None
-
-
-def _doc_in(docs: pa.Array) -> Callable[[pa.Table], pa.Table]:
-    return lambda t: t.filter(pc.is_in(t["doc"], value_set=docs))
-
-
-def _flagged(t: pa.Table, level: int) -> pa.Table:
-    i = t.schema.get_field_index("doc")
-    return t.set_column(i, "doc", pa.array(N.index_nodes(t["doc"].to_numpy(), level), pa.int64())) if t.num_rows else t
-
-
-def _write(out: str, table: pa.Table, key_column: str | None = None, key: np.ndarray | None = None) -> None:
-    bucket = C.node_bucket(table[key_column].to_numpy()) if key is None else key
-    # random 64-bit hashes neither dictionary-encode nor compress: written plain, 3x faster, ~the same size
-    parts.write_grouped(out, table.append_column("bucket", pa.array(bucket, pa.int32())), "bucket", parts.SCRATCH_PARQUET)
 
 
 # ---------------------------------------------------------------------------------------------- index
@@ -191,12 +154,13 @@ def _signature_part(input_part, work, name, cfg, bands, rows) -> dict:
     """No per-document Python here: the text column goes to the vectorised shingler as Arrow, and the
     ranking fields stay raw `meta` JSON until a document is found in a cluster (members_range)."""
     index = parts.part_index(name)
-    band_tables, payloads, docs, first_row, stats = [], [], [], 0, {"docs": 0, "bytes": 0, "no_shingles": 0}
+    band_tables, payloads, docs, first_row = [], [], [], 0
+    stats = {"docs": 0, "bytes": 0, "no_shingles": 0, "shingles": 0}
     for batch in parts.iter_part(input_part, columns=[ID, TEXT, META]):
-        doc, h = N.shingle_hashes(batch[TEXT], cfg.ngram, unique=False)
+        h, counts = N.shingle_sets(batch[TEXT], cfg.ngram)  # sorted and distinct: the payload as it is merged
+        doc = np.repeat(np.arange(batch.num_rows, dtype=np.int64), counts)
         sig = N.signatures(doc, h, batch.num_rows, cfg.num_perm, cfg.seed)
         node = (np.int64(index) << np.int64(32)) | np.arange(first_row, first_row + batch.num_rows, dtype=np.int64)
-        counts = np.bincount(doc, minlength=batch.num_rows)
         has = counts > 0  # documents without shingles are never candidates
         keys = N.band_keys(sig[has], bands, rows)
         band_tables.append(pa.table({"key": keys.ravel(), "doc": np.repeat(node[has], bands)}))
@@ -211,13 +175,13 @@ def _signature_part(input_part, work, name, cfg, bands, rows) -> dict:
         stats["docs"] += batch.num_rows
         stats["bytes"] += int(pc.sum(pc.binary_length(batch[TEXT])).as_py() or 0)
         stats["no_shingles"] += int((~has).sum())
+        stats["shingles"] += int(h.size)
         first_row += batch.num_rows
     band = pa.concat_tables(band_tables)
     key_bucket = (band["key"].to_numpy() >> np.uint64(56)).astype(np.int32)
     _write(f"{work}/payload/{name}.parquet", pa.concat_tables(payloads), "doc")
     _write(f"{work}/docs/{name}.parquet", pa.concat_tables(docs), "doc")
     _write(f"{work}/bands/{name}.parquet", band, key=key_bucket)
-    stats["rss_mb"] = peak_rss_mb()  # a Ray worker runs many tasks: its peak over all of them
     return stats
 
 
@@ -282,75 +246,6 @@ def _pairs_with_index(new: pa.Table, old: pa.Table, per_key: int) -> tuple[np.nd
     old = old.filter(pa.array(rank < per_key)).rename_columns(["key", "v"])
     joined = new.select(["key", "doc"]).join(old, "key", join_type="inner")
     return joined["doc"].to_numpy(), joined["v"].to_numpy()
-
-
-def verify_left(pair_files: list[str], buckets: list[int], payload_files: list[str], out: str) -> dict:
-    """Unique pairs of this range of u, each with u's payload attached, routed by v."""
-    def run() -> dict:
-        t = _read(pair_files, buckets)
-        u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.unique_pairs(t["u"].to_numpy(), t["v"].to_numpy())
-        pairs = pa.table({"u": u, "v": v})
-        joined = _join_payload(pairs, "u", _read(payload_files, buckets), "u_")
-        _write(out, joined, "v")
-        return {"pairs": int(u.size)}
-
-    return _once(out, run)
-
-
-def _join_payload(pairs: pa.Table, node: str, payload: pa.Table | None, prefix: str) -> pa.Table:
-    if payload is None or pairs.num_rows == 0:
-        payload = _empty_payload() if payload is None else payload
-        idx = pa.array(np.zeros(0, np.int64))
-    else:
-        idx = pc.index_in(pairs[node], payload["doc"])
-    for col in payload.column_names:
-        if col != "doc":
-            pairs = pairs.append_column(prefix + col, pc.take(payload[col], idx))
-    return pairs
-
-
-def _empty_payload() -> pa.Table:
-    return pa.table({"doc": pa.array([], pa.int64()), "shingles": pa.array([], pa.large_list(pa.uint64()))})
-
-
-def verify_right(left_files: list[str], buckets: list[int], payload_files: list[str], out: str, cfg,
-                 audit_seed: int, index: Index | None = None) -> dict:
-    """Similarity of every pair of this range of v; keeps the edges the `verify` mode accepts. v may be a
-    document of an earlier run's index (u never is), so its payload is read from there too."""
-    def run() -> dict:
-        t = _read(left_files, buckets)
-        if t is None or t.num_rows == 0:
-            _write(out, pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64())}), "u")
-            return {"candidates": 0, "edges": 0, "audit": []}
-        where = _doc_in(pc.unique(t["v"])) if index is not None else None  # only the indexed v's of these pairs
-        payload = _read(payload_files, buckets, index.payload if index else (), where=where)
-        t = _join_payload(t, "v", payload, "v_")
-        exact = N.jaccard(t["u_shingles"].combine_chunks(), t["v_shingles"].combine_chunks())
-        score = _score(t, exact, cfg)
-        keep = score >= cfg.threshold if cfg.verify != "none" else np.ones(exact.size, bool)
-        u, v = t["u"].to_numpy(), t["v"].to_numpy()
-        _write(out, pa.table({"u": u[keep], "v": v[keep]}), "u")
-        return {"candidates": int(exact.size), "edges": int(keep.sum()),
-                "audit": _audit_sample(u, v, exact, keep, cfg.audit_pairs, audit_seed)}
-
-    return _once(out, run)
-
-
-def _score(t: pa.Table, exact: np.ndarray, cfg) -> np.ndarray:
-    if cfg.verify != "signature":
-        return exact
-    width = cfg.num_perm
-    a = pc.list_flatten(t["u_sig"].combine_chunks()).to_numpy().reshape(-1, width)
-    b = pc.list_flatten(t["v_sig"].combine_chunks()).to_numpy().reshape(-1, width)
-    return N.signature_agreement(a, b)
-
-
-def _audit_sample(u, v, exact, keep, n: int, seed: int) -> list[list]:
-    """The n pairs with the smallest pair hash: a deterministic sample whose union over tasks, cut to the
-    n smallest again, is the same sample whatever the number of tasks."""
-    h = N.fmix64(N.fmix64(u.astype(np.uint64) ^ np.uint64(seed)) ^ v.astype(np.uint64))
-    take = np.argsort(h, kind="stable")[:n]
-    return [[str(h[i]), round(float(exact[i]), 6), bool(keep[i])] for i in take]
 
 
 # ---------------------------------------------------------------------------------------------- components
@@ -484,16 +379,19 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
     dropped = write_dropped(index, work) if index else None
     pairs = _ranged(engine, candidates_range, ranges, f"{work}/pairs", lambda r, out: (
         [f"{work}/bands/{n}.parquet" for n in names], r, out, cfg.max_bucket_docs, index, dropped))
-    left = _ranged(engine, verify_left, ranges, f"{work}/left", lambda r, out: (pairs.files, r, payload, out))
-    right = _ranged(engine, verify_right, ranges, f"{work}/edges",
-                    lambda r, out: (left.files, r, payload, out, cfg, ctx.recipe.seed, index))
-    clock.lap("candidates_and_verification")
+    clock.lap("candidates")
+    payload_bytes = sum(Path(f).stat().st_size for f in payload) + sum(Path(f).stat().st_size for f, _ in
+                                                                       (index.payload if index else ()))
+    n_tasks, v_chunks = V.plan(payload_bytes, len(ranges), C.NODE_BUCKETS)
+    right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
+                    lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
+    clock.lap("verification")
     n_edges = sum(x["edges"] for x in right.results)
     if n_edges <= cfg.local_components_max_edges:
         label_files, rounds = [f"{work}/labels/labels-all.parquet"], 0
-        engine.map(components_single, [(right.files, label_files[0])], desc="near_dedup: components")
+        comps = engine.map(components_single, [(right.files, label_files[0])], desc="near_dedup: components")
     else:
-        label_files, rounds = _star_rounds(engine, ranges, right.files, f"{work}/rounds")
+        label_files, rounds, comps = _star_rounds(engine, ranges, right.files, f"{work}/rounds")
     clock.lap("components")
     docs = [f"{work}/docs/{n}.parquet" for n in names]
     members = _ranged(engine, members_range, ranges, f"{work}/members", lambda r, out: (label_files, docs, r, out, index))
@@ -501,7 +399,15 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
                         lambda r, out: (members.files, r, out), prefix="survivors")
     clock.lap("survivors")
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
-    extra["phase_seconds"] = clock.laps
+    extra["verify_tasks"], extra["verify_chunks"] = len(right.files), v_chunks
+    laps = clock.laps
+    extra["phase_seconds"] = {"signatures": laps["signatures"],
+                              "candidates_and_verification": round(laps["candidates"] + laps["verification"], 3),
+                              "candidates": laps["candidates"], "verification": laps["verification"],
+                              "components": laps["components"], "survivors": laps["survivors"]}
+    extra["phase_peak_rss_mb"] = {name: max((x.get("rss_mb", 0.0) for x in results), default=0.0) for name, results in (
+        ("signatures", stats), ("candidates", pairs.results), ("verification", right.results), ("components", comps),
+        ("survivors", members.results + survivors.results))}
     if index is not None:
         extra["against"] = {"workdir": index.workdirs[0], "workdirs": list(index.workdirs),
                             "fingerprint": index.fingerprint,
@@ -520,22 +426,25 @@ def _ranged(engine, fn, ranges, folder, args, prefix: str = "range") -> _Ranged:
     return _Ranged(files, results)
 
 
-def _star_rounds(engine, ranges, edge_files: list[str], folder: str) -> tuple[list[str], int]:
-    """Large-star / small-star rounds until a large-star round sees the same edge set as the previous one."""
+def _star_rounds(engine, ranges, edge_files: list[str], folder: str) -> tuple[list[str], int, list[dict]]:
+    """Large-star / small-star rounds until a large-star round sees the same edge set as the previous one.
+    Returns the label files, the number of rounds and every task's result."""
     files = [f"{folder}/r000-{i:03d}.parquet" for i in range(len(edge_files))]
-    engine.map(edges_to_rows, list(zip(edge_files, files)), desc="near_dedup: edges")
+    results = engine.map(edges_to_rows, list(zip(edge_files, files)), desc="near_dedup: edges")
     previous, n = None, 0
     while True:
         n += 1
         large = _ranged(engine, star_round, ranges, f"{folder}/r{n:03d}L", lambda r, out, f=files: (f, r, "large", out))
+        results += large.results
         digest = (sum(x["count"] for x in large.results), sum(int(x["sum"]) for x in large.results) % (1 << 64))
         if digest == previous:  # the last large-star input was already a star forest: label from it
             labels = _ranged(engine, star_round, ranges, f"{folder}/labels",
                              lambda r, out, f=files: (f, r, "label", out))
-            return labels.files, n - 1
+            return labels.files, n - 1, results + labels.results
         previous = digest
         small = _ranged(engine, star_round, ranges, f"{folder}/r{n:03d}S",
                         lambda r, out, f=large.files: (f, r, "small", out))
+        results += small.results
         files = small.files
 
 
@@ -564,6 +473,9 @@ def _summary(cfg, bands, rows, cand, stats, verified, survivors, rounds, n_edges
         "no_shingles": sum(s["no_shingles"] for s in stats),
         "signature_worker_peak_rss_mb": max((s.get("rss_mb", 0.0) for s in stats), default=0.0),
         "candidate_pairs": sum(x["candidates"] for x in verified), "edges": n_edges, "star_rounds": rounds,
+        # a pair is verified (scored) unless the pairs its task accepted before already connect its documents
+        "pairs_verified": sum(x.get("verified", x["candidates"]) for x in verified),
+        "pairs_skipped": sum(x.get("skipped", 0) for x in verified),
         "clusters": sum(x["clusters"] for x in survivors),
         "cluster_sizes": dict(sorted(sizes.items(), key=lambda kv: int(kv[0]))),
         "audit": {
