@@ -150,6 +150,19 @@ def test_each_source_is_judged_by_its_own_settings(tmp_path, local_engine, lid_m
     assert [(d["source"], d["drop_reason"]) for d in dropped] == [("web", "ingest.too_large")]
     qdrop = pq.read_table(tmp_path / "w" / "quality" / "dropped").to_pylist()
     assert all(d["drop_detail"].startswith(f"profile={'curated' if d['source'] == 'cur' else 'web'} ") for d in qdrop)
+    # the effective settings per source are recorded in the manifest and shown by the stats report
+    import json
+
+    from stats.report import build_report
+
+    manifest = json.loads((tmp_path / "w" / "quality" / "_manifest.json").read_text())
+    assert manifest["source_settings"] == {"web": {"profile": "web"}, "cur": {"profile": "curated"},
+                                           "math": {"profile": "curated"}}
+    lang = json.loads((tmp_path / "w" / "language" / "_manifest.json").read_text())["source_settings"]
+    assert lang["math"]["identify"] is False and lang["web"]["identify"] is False
+    build_report(str(tmp_path / "w"), str(tmp_path / "report"))
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| quality | cur | profile=\"curated\" |" in report
 
 
 def pa_equal(column, value):
