@@ -110,14 +110,16 @@ def _line_signals(ne: Segments, ne_len: np.ndarray, tokens: Tokens, chars: np.nd
     n_lines = ne.count()
     dup = repeats(keyed_by_doc(codes(ne.values), ne.doc, ne.n_docs))
     punct_end = ne.matches(END_PUNCTUATION)
+    # one pass finds policy and boilerplate lines together; the policy test then runs on those lines only
+    menu = ne.matches(POLICY + "|" + BOILERPLATE, True)
+    policy = menu.copy()
+    policy[menu] = ne.filter(menu).matches(POLICY, True)
     # C4 keeps a line if it ends in terminal punctuation, has >= 3 words, and mentions neither javascript
-    # nor a policy phrase; the document needs enough kept lines. The javascript test runs on the other candidates only.
-    policy = ne.matches(POLICY, True)
+    # nor a policy phrase; the document needs enough kept lines. The javascript test runs on the candidates only.
     c4_kept = punct_end & (np.bincount(tokens.line, minlength=len(ne_len)) >= 3)
     cand = ne.filter(c4_kept)
     c4_kept[c4_kept] = ~cand.matches("javascript", True) & ~policy[c4_kept]
-    # navigation and boilerplate: a short line ending in a word (a menu item), a bar of links, a policy line
-    menu = ne.matches(BOILERPLATE, True) | policy
+    # navigation and boilerplate: a policy or boilerplate line (above), or a short line ending in a word (a menu item)
     short = ~menu & (ne_len <= SHORT_LINE_CHARS)
     menu[short] = ne.filter(short).matches(r"[\pL\pN]\s*$")
     return {
