@@ -17,6 +17,9 @@ Detectors (`types` picks which run):
                 PEM private key blocks; passwords in connection strings (`scheme://user:password@`);
                 values assigned to secret-named keys (`api_key = "..."`) that look random (Shannon entropy
                 >= 3.5 bits/char, letters and digits)
+                and, unioned with these, Yelp detect-secrets' plugins (`curate.stages.secrets`: the plugin set
+                and why, JWT, Azure, Stripe, Twilio, keyword assignments, ...) on only the lines its RE2
+                prefilter flags
 Each type has a cheap RE2 prefilter run by Arrow over the whole batch; only the documents it flags reach
 the Python patterns, and only the detectors whose prefilter fired. Overlapping finds: the earlier start
 wins, then the secret over the address, then the longer. The recipe's `allow` values are kept as they are.
@@ -41,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.schema import BYTES_IN, DROP_DETAIL, DROP_REASON, ID, TEXT
+from curate.stages import secrets
 from curate.stagespec import Stage
 
 STAGE = Stage(key="redact", order=70, kind="row", per_source=True,
@@ -85,7 +89,7 @@ PREFILTER = {
     "ip_address": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{0,4}",
     "secret": r"PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|xox[abposr]-|hooks\.slack|"
               r"AIza|://[^\s:/@'\"]+:[^\s@/'\"]+@|(?i:secret|token|passw|pwd|api_?key|access_?key|auth_?key|private_?key)"
-              r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}",
+              r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}|" + secrets.PREFILTER,
 }
 
 
@@ -124,10 +128,25 @@ def _email_kept(value: str) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in ("example.com", "example.org", "example.net"))
 
 
-def find(text: str, types: set[str], allow: frozenset[str]) -> list[tuple[int, int, str]]:
-    """(start, end, type) of every value to replace, without overlaps, in text order."""
+def _keep_plugin_value(allow: frozenset[str]):
+    """The filter on detect-secrets' values: the same placeholder rule as the patterns', and `allow`."""
+    return lambda value: value not in allow and not _PLACEHOLDER_VALUE.match(value)
+
+
+def plugin_spans(texts: pa.Array, allow: frozenset[str]) -> dict[int, list[tuple[int, int]]]:
+    """Document index -> spans of the secrets detect-secrets' plugins find (on prefiltered lines only)."""
+    return secrets.find_spans(texts, _keep_plugin_value(allow))
+
+
+def find(text: str, types: set[str], allow: frozenset[str],
+         found: list[tuple[int, int]] | None = None) -> list[tuple[int, int, str]]:
+    """(start, end, type) of every value to replace, without overlaps, in text order. `found`: the
+    plugins' secret spans in this text when the caller computed them for its batch (None: computed here)."""
     spans: list[tuple[int, int, int, str]] = []  # start, priority (secret first), end, type
     if "secret" in types:
+        if found is None:
+            found = plugin_spans(pa.array([text], pa.large_string()), allow).get(0, [])
+        spans += [(start, 0, end, "secret") for start, end in found]
         for k, (pattern, group) in enumerate(SECRETS):
             for m in pattern.finditer(text):
                 value = m.group(group)
@@ -178,9 +197,10 @@ def _in_pem_body(value: str, i: int) -> bool:
     return value.find("\n") < i < value.rfind("\n")
 
 
-def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[str], seed: str) -> tuple[str, dict]:
-    """(text with every find replaced, count per type)."""
-    spans = find(text, types, allow)
+def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[str], seed: str,
+                found: list[tuple[int, int]] | None = None) -> tuple[str, dict]:
+    """(text with every find replaced, count per type); `found` as for `find`."""
+    spans = find(text, types, allow, found)
     if not spans:
         return text, {}
     pieces, at, counts = [], 0, Counter()
@@ -200,6 +220,18 @@ def candidates(texts: pa.ChunkedArray | pa.Array, types: list[str]) -> dict[str,
             for t in types}
 
 
+def _batch_plugin_spans(texts, rows: np.ndarray, flags: dict, allow: frozenset[str]) -> dict[int, list]:
+    """Row -> the plugins' spans, for the rows the secret prefilter flagged, in one vectorised pass."""
+    if "secret" not in flags:
+        return {}
+    secret_rows = rows[flags["secret"][rows]]
+    if not len(secret_rows):
+        return {}
+    arr = texts.take(pa.array(secret_rows))
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return {int(secret_rows[i]): spans for i, spans in plugin_spans(arr, allow).items()}
+
+
 def apply(table: pa.Table, types: list[str], replacement: str, allow: list[str], seed: int) -> pa.Table:
     """The table with `text` redacted, `redactions` counts, `bytes_in` (bytes before) and null decision
     columns; same rows, same order."""
@@ -213,10 +245,11 @@ def apply(table: pa.Table, types: list[str], replacement: str, allow: list[str],
         ids = table[ID].take(pa.array(rows)).to_pylist()
         originals = texts.take(pa.array(rows)).to_pylist()
         allowed = frozenset(allow)
+        plugin = _batch_plugin_spans(texts, rows, flags, allowed)
         replaced = []
         for r, doc_id, text in zip(rows.tolist(), ids, originals):  # flagged documents only
             on = {t for t in types if flags[t][r]}
-            out, found = redact_text(text, on, replacement, allowed, f"{seed}:{doc_id}")
+            out, found = redact_text(text, on, replacement, allowed, f"{seed}:{doc_id}", plugin.get(r, []))
             replaced.append(out)
             for t, c in found.items():
                 counts[t][r] = c
