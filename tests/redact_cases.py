@@ -76,5 +76,6 @@ NEGATIVE = [
     ("secret", "checksum = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n"),
     ("secret", "_MODULES = {\n    'MODULE_PWD_STATE': 'yes',\n    'MODULE_SPWD_STATE': 'yes',\n}\n"),  # stdlib
     ("secret", "if password == 'secret':\n    PASSWORD = \"password\"\n"),
+    ("secret", 'CONFIG = {\n    "API_KEY": "abc123",\n}\n'),  # stdlib tests
     ("secret", "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"),
 ]

@@ -89,7 +89,9 @@ PREFILTER = {
     "ip_address": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{0,4}",
     "secret": r"PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|xox[abposr]-|hooks\.slack|"
               r"AIza|://[^\s:/@'\"]+:[^\s@/'\"]+@|(?i:secret|token|passw|pwd|api_?key|access_?key|auth_?key|private_?key)"
-              r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}|" + secrets.PREFILTER,
+              r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}",
+    # detect-secrets' plugins: a document it flags is split into lines, and only flagged lines are scanned
+    "secret_plugins": secrets.PREFILTER,
 }
 
 
@@ -141,12 +143,13 @@ def plugin_spans(texts: pa.Array, allow: frozenset[str]) -> dict[int, list[tuple
 def find(text: str, types: set[str], allow: frozenset[str],
          found: list[tuple[int, int]] | None = None) -> list[tuple[int, int, str]]:
     """(start, end, type) of every value to replace, without overlaps, in text order. `found`: the
-    plugins' secret spans in this text when the caller computed them for its batch (None: computed here)."""
+    plugins' secret spans in this text when the caller computed them for its batch (then `types` says
+    only whether redact's own secret patterns run); None: computed here if `secret` is in `types`."""
     spans: list[tuple[int, int, int, str]] = []  # start, priority (secret first), end, type
+    if found is None and "secret" in types:
+        found = plugin_spans(pa.array([text], pa.large_string()), allow).get(0, [])
+    spans += [(start, 0, end, "secret") for start, end in found or ()]
     if "secret" in types:
-        if found is None:
-            found = plugin_spans(pa.array([text], pa.large_string()), allow).get(0, [])
-        spans += [(start, 0, end, "secret") for start, end in found]
         for k, (pattern, group) in enumerate(SECRETS):
             for m in pattern.finditer(text):
                 value = m.group(group)
@@ -215,16 +218,18 @@ def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[s
 
 
 def candidates(texts: pa.ChunkedArray | pa.Array, types: list[str]) -> dict[str, np.ndarray]:
-    """Per type, which documents its RE2 prefilter flags (vectorised over the batch)."""
+    """Per type, which documents its RE2 prefilter flags (vectorised over the batch); with `secret`, also
+    `secret_plugins`: the documents with a line for detect-secrets' plugins."""
+    keys = [*types, "secret_plugins"] if "secret" in types else list(types)
     return {t: pc.fill_null(pc.match_substring_regex(texts, PREFILTER[t]), False).to_numpy(zero_copy_only=False)
-            for t in types}
+            for t in keys}
 
 
 def _batch_plugin_spans(texts, rows: np.ndarray, flags: dict, allow: frozenset[str]) -> dict[int, list]:
     """Row -> the plugins' spans, for the rows the secret prefilter flagged, in one vectorised pass."""
-    if "secret" not in flags:
+    if "secret_plugins" not in flags:
         return {}
-    secret_rows = rows[flags["secret"][rows]]
+    secret_rows = rows[flags["secret_plugins"][rows]]
     if not len(secret_rows):
         return {}
     arr = texts.take(pa.array(secret_rows))
@@ -248,7 +253,7 @@ def apply(table: pa.Table, types: list[str], replacement: str, allow: list[str],
         plugin = _batch_plugin_spans(texts, rows, flags, allowed)
         replaced = []
         for r, doc_id, text in zip(rows.tolist(), ids, originals):  # flagged documents only
-            on = {t for t in types if flags[t][r]}
+            on = {t for t in types if flags[t][r]}  # `secret`: the patterns; the plugins' spans are in `plugin`
             out, found = redact_text(text, on, replacement, allowed, f"{seed}:{doc_id}", plugin.get(r, []))
             replaced.append(out)
             for t, c in found.items():

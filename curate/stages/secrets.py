@@ -85,6 +85,8 @@ FILENAME = "document"
 # The four plugins built on detect-secrets' `build_assignment_regex` share one: a key/password/token name,
 # an assignment (= : := => :: or spaces), an optional quote, then 24+ value characters (their shortest value).
 _ASSIGNED_24 = r"(?i:key|pw|pass|token)[\]\"']?\s*(?:=|:| )[\s=:>]*[\"']?[a-zA-Z0-9_-]{24}"
+_KEYWORD = (r"(?i:(?:api|auth|service|account|db|database|priv|private|client)_?key|(?:db|database|key)_?pass"
+            r"|passw|pwd|secret|contrase)")
 ANCHORS = {
     "AWSKeyDetector": r"A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA|(?i:aws.{0,20}(?:key|pw|pass|token))",
     "ArtifactoryDetector": r"AKC[a-zA-Z0-9]{10}|AP[\dABCDEF][a-zA-Z0-9]{8}",
@@ -97,8 +99,8 @@ ANCHORS = {
     "IbmCloudIamDetector": _ASSIGNED_24,
     "IbmCosHmacDetector": _ASSIGNED_24,
     "JwtTokenDetector": r"eyJ",
-    "KeywordDetector": r"(?i:(?:api|auth|service|account|db|database|priv|private|client)_?key|(?:db|database|key)_?pass"
-                       r"|passw|pwd|secret|contrase)",
+    # its quotes-required patterns (our FILENAME) need a quote after the name, or before it (`"v" == pwd`)
+    "KeywordDetector": rf"{_KEYWORD}[^\n]*['\"`]|['\"`][^\n]*{_KEYWORD}",
     "MailchimpDetector": r"-us\d",
     "NpmDetector": r":_authToken=",
     "OpenAIDetector": r"T3BlbkFJ",
@@ -113,9 +115,10 @@ ANCHORS = {
     "TwilioKeyDetector": r"(?:AC|SK)[a-z0-9]{32}",
 }
 # KeywordDetector reports any quoted value under a password-like name: `'MODULE_PWD_STATE': 'yes'` in the
-# standard library. detect-secrets' answer (gibberish model, word list) is not shipped, so its values must
-# look like a password: this long, with this many character classes (lower, upper, digit, other).
-KEYWORD_MIN_LENGTH = 6
+# standard library, and `"API_KEY": "abc123"` in its tests. detect-secrets' answer (gibberish model, word
+# list) is not shipped, so its values must look like a password: this long (NIST SP 800-63B's minimum for
+# passwords a user chooses), with this many character classes (lower, upper, digit, other).
+KEYWORD_MIN_LENGTH = 8
 KEYWORD_MIN_CLASSES = 2
 PREFILTER = "|".join(dict.fromkeys(ANCHORS[p["name"]] for p in PLUGINS))  # each distinct anchor once
 _TOKEN = re.compile(r"[A-Za-z0-9_-]*")
@@ -168,13 +171,13 @@ def line_spans(line: str, values: set[str]) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def flagged_lines(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def flagged_lines(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """(document index, line start offset, line) of every line PREFILTER flags, vectorised: no Python runs
     for a line that is not flagged."""
     doc_hit = pc.fill_null(pc.match_substring_regex(texts, PREFILTER), False)
     docs = np.flatnonzero(doc_hit.to_numpy(zero_copy_only=False))
     if not len(docs):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), []
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
     split = pc.split_pattern(texts.take(pa.array(docs)), "\n")
     lines = split.flatten()
     owner = docs[pc.list_parent_indices(split).to_numpy()]
@@ -183,16 +186,41 @@ def flagged_lines(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
     first = np.asarray(split.offsets)[:-1]  # index of each document's first line in `lines`
     start = ends - length - np.repeat(ends[first] - length[first], np.diff(np.asarray(split.offsets)))
     hit = np.flatnonzero(pc.fill_null(pc.match_substring_regex(lines, PREFILTER), False).to_numpy(zero_copy_only=False))
-    return owner[hit], start[hit], lines.take(pa.array(hit, pa.int64())).to_pylist()
+    return owner[hit], start[hit], lines.take(pa.array(hit, pa.int64()))
+
+
+def plugins_per_line(lines: pa.Array) -> list[tuple[str, ...]]:
+    """For each line, the plugins whose anchor it contains (one Arrow match per distinct anchor)."""
+    hit = {a: pc.fill_null(pc.match_substring_regex(lines, a), False).to_numpy(zero_copy_only=False)
+           for a in dict.fromkeys(ANCHORS.values())}
+    return [tuple(p["name"] for p in PLUGINS if hit[ANCHORS[p["name"]]][i]) for i in range(len(lines))]
+
+
+def scan_by_anchor(lines: pa.Array) -> list[set[str]]:
+    """`scan_lines`, each line seen only by the plugins whose anchor it contains: most flagged lines carry
+    a keyword name alone, and 1 plugin costs ~1/20 of 24. A plugin's findings on a line do not depend on
+    the other plugins, so the result is the same as with every plugin (a test checks)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, names in enumerate(plugins_per_line(lines)):
+        groups.setdefault(names, []).append(i)
+    texts = lines.to_pylist()
+    out: list[set[str]] = [set() for _ in texts]
+    for names, rows in groups.items():  # one settings context per distinct plugin set in the batch
+        config = {"plugins_used": [p for p in CONFIG["plugins_used"] if p["name"] in names],
+                  "filters_used": CONFIG["filters_used"]}
+        for i, values in zip(rows, scan_lines([texts[i] for i in rows], config)):
+            out[i] = values
+    return out
 
 
 def find_spans(texts: pa.Array, keep: Callable[[str], bool]) -> dict[int, list[tuple[int, int]]]:
     """Document index -> (start, end) character spans of the secrets the plugins report on its flagged
     lines; `keep(value)` drops placeholders and allowed values."""
     owners, starts, lines = flagged_lines(texts)
-    scan = scan_lines  # looked up per call, so that a test can count what reaches the plugins
     out: dict[int, list[tuple[int, int]]] = {}
-    for doc, offset, line, values in zip(owners.tolist(), starts.tolist(), lines, scan(lines) if lines else []):
+    if not len(lines):
+        return out
+    for doc, offset, line, values in zip(owners.tolist(), starts.tolist(), lines.to_pylist(), scan_by_anchor(lines)):
         for a, b in line_spans(line, {v for v in values if keep(v)}):
             out.setdefault(doc, []).append((offset + a, offset + b))
     return out

@@ -94,6 +94,7 @@ def test_apply_keeps_rows_and_counts_bytes_before():
 
 def test_prefilter_flags_every_positive():
     flags = R.candidates(pa.array([doc for _, doc, _ in POSITIVE]), list(R.TYPES))
+    flags["secret"] = flags["secret"] | flags["secret_plugins"]  # the patterns' documents, the plugins' ones
     for i, (kind, _, _) in enumerate(POSITIVE):
         assert flags[kind][i], POSITIVE[i]
 
@@ -127,7 +128,7 @@ def test_plugin_set_resolves_and_leaves_no_global_settings_behind():
 def test_a_document_without_a_flagged_line_never_reaches_the_plugins(monkeypatch):
     seen: list[str] = []
 
-    def counting(lines):
+    def counting(lines, config=None):
         seen.extend(lines)
         return [set() for _ in lines]
 
@@ -142,10 +143,11 @@ def test_a_document_without_a_flagged_line_never_reaches_the_plugins(monkeypatch
 
 
 def test_flagged_lines_give_character_offsets_in_the_document():
-    texts = pa.array(["é\nnothing\nx = 'sk_live_J0bZB535ya5Q6wNy6HajqpFG'", "plain", "pwd\r\nok"], pa.large_string())
+    texts = pa.array(["é\nnothing\nx = 'sk_live_J0bZB535ya5Q6wNy6HajqpFG'", "plain", "pwd = 'x'\r\nok"],
+                     pa.large_string())
     owners, starts, lines = S.flagged_lines(texts)
     assert owners.tolist() == [0, 2] and starts.tolist() == [10, 0]
-    assert lines == ["x = 'sk_live_J0bZB535ya5Q6wNy6HajqpFG'", "pwd\r"]
+    assert lines.to_pylist() == ["x = 'sk_live_J0bZB535ya5Q6wNy6HajqpFG'", "pwd = 'x'\r"]
     assert texts[0].as_py()[10:].startswith("x = 'sk_live")
 
 
@@ -165,8 +167,8 @@ def test_prefilter_flags_every_case_line_a_plugin_reports():
 
 def test_keyword_values_must_look_like_passwords():
     lines = ["'MODULE_PWD_STATE': 'yes',", 'db_password = "hunter2-Lk8#q"', 'password = "sunshine"',
-             'password = "Sunshine"']
-    assert S.scan_lines(lines) == [set(), {"hunter2-Lk8#q"}, set(), {"Sunshine"}]
+             'password = "Sunshine"', '"API_KEY": "abc123",', 'password = "Abc1234"']
+    assert S.scan_lines(lines) == [set(), {"hunter2-Lk8#q"}, set(), {"Sunshine"}, set(), set()]
 
 
 def test_no_value_reaches_a_log(caplog):
@@ -175,3 +177,11 @@ def test_no_value_reaches_a_log(caplog):
     found = S.scan_lines([uuid_line, PLUGIN_ONLY[0][0]])
     assert found[0] == set() and len(found[1]) == 1
     assert "426614174000" not in caplog.text and PLUGIN_ONLY[0][1][:20] not in caplog.text
+
+
+def test_each_line_seen_by_its_anchors_plugins_finds_what_every_plugin_finds():
+    lines = [line for doc in [d for _, d, _ in POSITIVE] + [d for _, d in NEGATIVE] for line in doc.split("\n")]
+    by_anchor = S.scan_by_anchor(pa.array(lines, pa.large_string()))
+    assert by_anchor == S.scan_lines(lines) and sum(map(bool, by_anchor)) >= len(PLUGIN_ONLY)
+    assert S.plugins_per_line(pa.array(['db_password = "x"', "AKIAQWERTYUIOPASDFGH", "nothing"])) == [
+        ("KeywordDetector",), ("AWSKeyDetector",), ()]
