@@ -226,7 +226,7 @@ def candidates(texts: pa.ChunkedArray | pa.Array, types: list[str]) -> dict[str,
 
 
 def _batch_plugin_spans(texts, rows: np.ndarray, flags: dict, allow: frozenset[str]) -> dict[int, list]:
-    """Row -> the plugins' spans, for the rows the secret prefilter flagged, in one vectorised pass."""
+    """Row -> the plugins' spans, for the rows the plugins' prefilter flagged, in one vectorised pass."""
     if "secret_plugins" not in flags:
         return {}
     secret_rows = rows[flags["secret_plugins"][rows]]

@@ -16,9 +16,12 @@ Spans: a plugin reports a value per line; every occurrence of it on that line is
 group is `ghp`, JwtTokenDetector's lazy tail stops before the signature). Values that look like
 placeholders (redact's `_PLACEHOLDER_VALUE`) or are in the recipe's `allow` are dropped by the caller.
 
-Settings: detect-secrets keeps process-global settings. `scan_lines` enters `transient_settings(CONFIG)`
-for each call (about 1 ms per entry, once per batch) and leaves it, which restores whatever was there
-before: nothing leaks into other code in the process. Plugin classes are resolved once per process
+Each flagged line is scanned only by the plugins whose anchor it contains (`scan_by_anchor`; most flagged
+lines carry a keyword name and nothing else).
+
+Settings: detect-secrets keeps process-global settings. `scan_lines` enters `transient_settings` for each
+call (about 1 ms per entry; one per distinct plugin set in a batch) and leaves it, which restores whatever
+was there before: nothing leaks into other code in the process. Plugin classes are resolved once per process
 (`_check_plugins`). No verification filter is configured, so no plugin ever calls the network.
 Not thread-safe (global settings): Ray runs one task at a time per worker process.
 """
