@@ -1,6 +1,7 @@
 """Positive and negative redaction cases, written for these tests (no key here is real).
 
-POSITIVE: (type, document, the value that must be gone). NEGATIVE: (type, document) that must come out
+POSITIVE: (type, document, the value that must be gone); PLUGIN_ONLY, the secrets among them that only
+detect-secrets' plugins find (redact's own patterns miss them). NEGATIVE: (type, document) that must come out
 unchanged. Shared by the stage test (precision/recall per type) and the pipeline test (no original in
 any output byte).
 """
@@ -28,6 +29,29 @@ POSITIVE = [
     ("secret", "DATABASE_URL = 'postgresql://app:Tr0ub4dor9Xq@10.0.0.5:5432/prod'", "Tr0ub4dor9Xq"),
     ("secret", "stripe_api_key = \"k7Hq2Zp9Xw4Lm8Rt3Vb6Ns1Yc5Jd0Gf\"\n", "k7Hq2Zp9Xw4Lm8Rt3Vb6Ns1Yc5Jd0Gf"),
 ]
+# (document, value, the detect-secrets plugin that finds it)
+PLUGIN_ONLY = [
+    ("headers = {'Authorization': 'Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjdXJhdGUtdGVzdCIsImlhdCI6MTcw"
+     "MDAwMDAwMH0.AbeuEchsVEoR7TJYHSDATOCN1D61-k7U4O5Zi-czrwc'}\n",
+     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjdXJhdGUtdGVzdCIsImlhdCI6MTcwMDAwMDAwMH0.AbeuEchsVEoR7TJYHSDATOCN1D6"
+     "1-k7U4O5Zi-czrwc", "JwtTokenDetector"),
+    ("CONN = 'DefaultEndpointsProtocol=https;AccountName=curatetest;AccountKey=kv1NMzvKGCXvl812W7UoeJ6fVKLG86ziJYvySDv8"
+     "x8AHhS+TIBXmHoJR//b/Fh/yKex25YIrBByqwt6xHJrknw==;EndpointSuffix=core.windows.net'\n",
+     "kv1NMzvKGCXvl812W7UoeJ6fVKLG86ziJYvySDv8x8AHhS+TIBXmHoJR//b/Fh/yKex25YIrBByqwt6xHJrknw==",
+     "AzureStorageKeyDetector"),
+    ("stripe.Charge.create(amount=100, api_key=STRIPE)  # STRIPE: sk_live_J0bZB535ya5Q6wNy6HajqpFG\n",
+     "sk_live_J0bZB535ya5Q6wNy6HajqpFG", "StripeDetector"),
+    ("client = Client('AC441li494aj5m14bfkgndni64e4d448nj', auth_token)\n", "AC441li494aj5m14bfkgndni64e4d448nj",
+     "TwilioKeyDetector"),
+    ("$db_pass = \"Tr0ub4dor&3\";\n", "Tr0ub4dor&3", "KeywordDetector"),
+    ("SENDGRID = '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'\n",
+     "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", "SendGridDetector"),
+]
+POSITIVE += [("secret", doc, value) for doc, value, _ in PLUGIN_ONLY] + [
+    ("secret", "db_password = \"hunter2-Lk8#q\"\n", "hunter2-Lk8#q"),  # KeywordDetector and the keyword pattern
+    ("secret", "git clone https://oauth2:glpat-JNEK6hz7YLagY2jTPD1k@gitlab.com/group/repo.git\n",  # GitLab, BasicAuth
+     "glpat-JNEK6hz7YLagY2jTPD1k"),                                                            # and the URL pattern
+]
 
 NEGATIVE = [
     ("email", "@property\ndef name(self):\n    return self._name\n"),
@@ -46,5 +70,12 @@ NEGATIVE = [
     ("secret", "token = os.environ['API_TOKEN']\npassword = input('Password: ')\n"),
     ("secret", "API_KEY = 'your-api-key-here'\nSECRET_KEY = 'changeme_in_production'\n"),
     ("secret", "db = 'postgres://user:${DB_PASSWORD}@db:5432/app'\ntokens = tokenize(text)\n"),
+    ("secret", '"integrity": "sha512-Qx7YpM1dGXhVnk4r2s9TbZ0uHfLw3c8aEoJ6iKbRmNzPvQ5yXtWjC1gDlIe4AoFqUuSsw==",\n'),
+    ("secret", 'files = [{file = "numpy-2.1.0.tar.gz", hash = "sha256:7dc2b6a8c3f1e9d04b5a8e6f2c1d9b3a7e4f0c8d2b6a1e5f9c3'
+               'd7b0a4e8f2c6d1"}]\n'),
+    ("secret", "checksum = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n"),
+    ("secret", "_MODULES = {\n    'MODULE_PWD_STATE': 'yes',\n    'MODULE_SPWD_STATE': 'yes',\n}\n"),  # stdlib
+    ("secret", "if password == 'secret':\n    PASSWORD = \"password\"\n"),
+    ("secret", 'CONFIG = {\n    "API_KEY": "abc123",\n}\n'),  # stdlib tests
     ("secret", "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"),
 ]

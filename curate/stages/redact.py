@@ -17,6 +17,9 @@ Detectors (`types` picks which run):
                 PEM private key blocks; passwords in connection strings (`scheme://user:password@`);
                 values assigned to secret-named keys (`api_key = "..."`) that look random (Shannon entropy
                 >= 3.5 bits/char, letters and digits)
+                and, unioned with these, Yelp detect-secrets' plugins (`curate.stages.secrets`: the plugin set
+                and why, JWT, Azure, Stripe, Twilio, keyword assignments, ...) on only the lines its RE2
+                prefilter flags
 Each type has a cheap RE2 prefilter run by Arrow over the whole batch; only the documents it flags reach
 the Python patterns, and only the detectors whose prefilter fired. Overlapping finds: the earlier start
 wins, then the secret over the address, then the longer. The recipe's `allow` values are kept as they are.
@@ -41,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.schema import BYTES_IN, DROP_DETAIL, DROP_REASON, ID, TEXT
+from curate.stages import secrets
 from curate.stagespec import Stage
 
 STAGE = Stage(key="redact", order=70, kind="row", per_source=True,
@@ -86,6 +90,8 @@ PREFILTER = {
     "secret": r"PRIVATE KEY|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat_|xox[abposr]-|hooks\.slack|"
               r"AIza|://[^\s:/@'\"]+:[^\s@/'\"]+@|(?i:secret|token|passw|pwd|api_?key|access_?key|auth_?key|private_?key)"
               r"[\w.-]{0,40}[\"']?\s*(?:=>|:=|[:=])\s*[rbu]?[\"'][^\"'\s]{12}",
+    # detect-secrets' plugins: a document it flags is split into lines, and only flagged lines are scanned
+    "secret_plugins": secrets.PREFILTER,
 }
 
 
@@ -124,9 +130,25 @@ def _email_kept(value: str) -> bool:
     return any(domain == d or domain.endswith("." + d) for d in ("example.com", "example.org", "example.net"))
 
 
-def find(text: str, types: set[str], allow: frozenset[str]) -> list[tuple[int, int, str]]:
-    """(start, end, type) of every value to replace, without overlaps, in text order."""
+def _keep_plugin_value(allow: frozenset[str]):
+    """The filter on detect-secrets' values: the same placeholder rule as the patterns', and `allow`."""
+    return lambda value: value not in allow and not _PLACEHOLDER_VALUE.match(value)
+
+
+def plugin_spans(texts: pa.Array, allow: frozenset[str]) -> dict[int, list[tuple[int, int]]]:
+    """Document index -> spans of the secrets detect-secrets' plugins find (on prefiltered lines only)."""
+    return secrets.find_spans(texts, _keep_plugin_value(allow))
+
+
+def find(text: str, types: set[str], allow: frozenset[str],
+         found: list[tuple[int, int]] | None = None) -> list[tuple[int, int, str]]:
+    """(start, end, type) of every value to replace, without overlaps, in text order. `found`: the
+    plugins' secret spans in this text when the caller computed them for its batch (then `types` says
+    only whether redact's own secret patterns run); None: computed here if `secret` is in `types`."""
     spans: list[tuple[int, int, int, str]] = []  # start, priority (secret first), end, type
+    if found is None and "secret" in types:
+        found = plugin_spans(pa.array([text], pa.large_string()), allow).get(0, [])
+    spans += [(start, 0, end, "secret") for start, end in found or ()]
     if "secret" in types:
         for k, (pattern, group) in enumerate(SECRETS):
             for m in pattern.finditer(text):
@@ -178,9 +200,10 @@ def _in_pem_body(value: str, i: int) -> bool:
     return value.find("\n") < i < value.rfind("\n")
 
 
-def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[str], seed: str) -> tuple[str, dict]:
-    """(text with every find replaced, count per type)."""
-    spans = find(text, types, allow)
+def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[str], seed: str,
+                found: list[tuple[int, int]] | None = None) -> tuple[str, dict]:
+    """(text with every find replaced, count per type); `found` as for `find`."""
+    spans = find(text, types, allow, found)
     if not spans:
         return text, {}
     pieces, at, counts = [], 0, Counter()
@@ -195,9 +218,23 @@ def redact_text(text: str, types: set[str], replacement: str, allow: frozenset[s
 
 
 def candidates(texts: pa.ChunkedArray | pa.Array, types: list[str]) -> dict[str, np.ndarray]:
-    """Per type, which documents its RE2 prefilter flags (vectorised over the batch)."""
+    """Per type, which documents its RE2 prefilter flags (vectorised over the batch); with `secret`, also
+    `secret_plugins`: the documents with a line for detect-secrets' plugins."""
+    keys = [*types, "secret_plugins"] if "secret" in types else list(types)
     return {t: pc.fill_null(pc.match_substring_regex(texts, PREFILTER[t]), False).to_numpy(zero_copy_only=False)
-            for t in types}
+            for t in keys}
+
+
+def _batch_plugin_spans(texts, rows: np.ndarray, flags: dict, allow: frozenset[str]) -> dict[int, list]:
+    """Row -> the plugins' spans, for the rows the plugins' prefilter flagged, in one vectorised pass."""
+    if "secret_plugins" not in flags:
+        return {}
+    secret_rows = rows[flags["secret_plugins"][rows]]
+    if not len(secret_rows):
+        return {}
+    arr = texts.take(pa.array(secret_rows))
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return {int(secret_rows[i]): spans for i, spans in plugin_spans(arr, allow).items()}
 
 
 def apply(table: pa.Table, types: list[str], replacement: str, allow: list[str], seed: int) -> pa.Table:
@@ -213,10 +250,11 @@ def apply(table: pa.Table, types: list[str], replacement: str, allow: list[str],
         ids = table[ID].take(pa.array(rows)).to_pylist()
         originals = texts.take(pa.array(rows)).to_pylist()
         allowed = frozenset(allow)
+        plugin = _batch_plugin_spans(texts, rows, flags, allowed)
         replaced = []
         for r, doc_id, text in zip(rows.tolist(), ids, originals):  # flagged documents only
-            on = {t for t in types if flags[t][r]}
-            out, found = redact_text(text, on, replacement, allowed, f"{seed}:{doc_id}")
+            on = {t for t in types if flags[t][r]}  # `secret`: the patterns; the plugins' spans are in `plugin`
+            out, found = redact_text(text, on, replacement, allowed, f"{seed}:{doc_id}", plugin.get(r, []))
             replaced.append(out)
             for t, c in found.items():
                 counts[t][r] = c
