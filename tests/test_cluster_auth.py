@@ -119,10 +119,18 @@ class TestTokenAuthOn:
         proc = curate_run(corpus, nodes.address, tmp_path / "w", env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         ran = {node: n - before[node] for node, n in nodes.tasks_run().items()}
-        assert set(ran) == {"head", "worker1"} and all(n > 0 for n in ran.values()), ran  # both nodes worked
+        # both nodes are in the cluster and this run's tasks ran; which node takes them is Ray's choice (under
+        # load the head may take all of one run's): the worker's share is checked over the class's runs below
+        assert set(ran) == {"head", "worker1"} and sum(ran.values()) > 0, ran
         assert_matches_local(corpus, tmp_path / "w")
         assert token not in proc.stdout + proc.stderr
         assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+
+    def test_the_worker_node_ran_tasks(self, auth_on):
+        """After the three joined runs above: the worker node ran some of their tasks (the runs used the
+        cluster, not only its head)."""
+        nodes, _ = auth_on
+        assert nodes.tasks_run()["worker1"] > 0
 
     def test_no_token_is_one_clear_error_fast(self, auth_on, corpus, tmp_path):
         nodes, _ = auth_on
