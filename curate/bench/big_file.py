@@ -46,7 +46,8 @@ def recipe_for(paths: list[str], out: Path, partition_bytes: int | None = None) 
     if partition_bytes:
         raw["ingest"] = {"partition_bytes": partition_bytes}
     for section in ("language", "quality", "tokenize"):
-        raw[section] = demo[section]
+        if demo.get(section) is not None:  # the demo's own settings of these stages, where it has any
+            raw[section] = demo[section]
     out.write_text(yaml.safe_dump(raw))
     return out
 
