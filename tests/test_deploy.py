@@ -32,10 +32,10 @@ def project() -> dict:
 def test_entrypoint_runs_curate_in_the_shipped_working_dir():
     job = rayjob()
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
-    assert job["spec"]["entrypoint"].endswith("python -m curate.cli run recipes/lemur.yaml --workdir /work/lemur")
+    assert job["spec"]["entrypoint"].endswith("python -m curate.cli run recipes/lemur.yaml --workdir /shared/lemur")
     env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
     assert env["working_dir"].endswith(".zip") and (ROOT / "recipes/lemur.yaml").is_file()
-    assert env["env_vars"]["CURATE_HOME"].startswith("/work/")  # on the volume every pod mounts
+    assert env["env_vars"]["CURATE_HOME"].startswith("/shared/")  # on the volume every pod mounts
 
 
 def test_runtime_env_pip_is_the_projects_dependencies_but_ray():
