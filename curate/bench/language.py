@@ -82,8 +82,8 @@ def bench_language() -> list[tuple[str, float, float, float]]:
         part = Path(tmp) / "part-00000.parquet"
         pq.write_table(_table(texts, "text", "en"), part)
         task = PartTask("language", "part-00000", "", "", tmp, recipe, input_part=str(part))
-        unmasked = recipe.model_copy(update={"language": recipe.language.model_copy(update={"mask_markup": False})})
-        unmasked._settings[("language", "b")] = unmasked.language
+        unmasked = parse_recipe({"name": "b", "sources": [{"name": "b", "kind": "text", "format": "jsonl",
+                                 "paths": ["x"]}], "language": {"model": model_path, "mask_markup": False}})
         task_plain = PartTask("language", "part-00000", "", "", tmp, unmasked, input_part=str(part))
         times = best_in_rounds({"raw": lambda: ft.predict([t[:10_000].replace("\n", " ") for t in texts], k=1),
                                 "stage": lambda: [b.num_rows for b in W.decide(task, {})],

@@ -39,9 +39,8 @@ PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("wikitext references", r"(?s)<ref[^>/]*/>|<ref[^>]*>.*?</ref>", " "),
     ("table lines: wikitext ({| |- | ! |}) and Markdown (| a | b |), nested or not",
      r"(?m)^[ \t]*(?:\{\||\|\}|\||!)[^\n]*$", " "),
-    ("wikitext templates (three levels of nesting)", r"\{\{[^{}]*\}\}", " "),
-    ("", r"\{\{[^{}]*\}\}", " "),
-    ("", r"\{\{[^{}]*\}\}", " "),
+    # innermost templates first, three times: RE2 has no recursion, three levels of nesting are removed
+    *[("wikitext templates", r"\{\{[^{}]*\}\}", " ")] * 3,
     ("wikitext file and category links", r"\[\[(?:File|Image|Category):[^\]]*\]\]", " "),
     ("wikitext links: their label stays", r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1"),
     ("lines with two or more code tokens (calls, arrows, comparisons, assignments, a closing semicolon)",
