@@ -21,7 +21,9 @@ def _add_run(sub) -> None:
 
     p.add_argument("--stages", help="comma-separated stage keys (hyphens allowed), e.g. ingest,exact-dedup; in "
                    f"order: {', '.join(stage_keys())}")
-    p.add_argument("--workdir", help="work directory (overrides the recipe's `workdir`)")
+    p.add_argument("--workdir", help="work directory (overrides the recipe's `workdir`): a path, or a bucket URI "
+                   "(s3://bucket/prefix, gs://bucket/prefix, file://...) that every node of a cluster can reach")
+    _store_args(p)
     p.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all of this machine's)")
     p.add_argument("--engine", choices=["ray", "local"], default="ray",
@@ -43,12 +45,15 @@ def cmd_run(args) -> int:
     from curate.recipe import load_recipe
     from curate.sources import plan_ingest
     from curate.summary import format_summary
+    from curate.workpath import check_workdir
 
     recipe = load_recipe(args.recipe)
     stages = pipeline.select_stages(args.stages.split(",") if args.stages else None)
-    workdir = Path(args.workdir or recipe.default_workdir)
+    workdir = _workdir(args, args.workdir or recipe.default_workdir)
     # each stage's declared check: a recipe it cannot run is refused before any engine starts (exit 2)
     pipeline.check_stages(recipe, workdir, stages, explicit=bool(args.stages), dry_run=args.dry_run)
+    if not args.dry_run:
+        check_workdir(workdir)  # a missing bucket, an unreachable endpoint, no write permission: exit 2, nothing written
     if args.dry_run:
         from curate.dryrun import describe
 
@@ -64,6 +69,22 @@ def cmd_run(args) -> int:
     print(f"outputs in {workdir}/ ({', '.join(f'{r.stage}/' for r in results)})")
     print(format_summary([r.manifest for r in results]))
     return 0
+
+
+def _store_args(p) -> None:
+    """How to reach a work directory in object storage; credentials only ever come from the standard chain."""
+    p.add_argument("--endpoint-url", help="S3-compatible endpoint of an s3:// work directory (MinIO, R2, a local "
+                   "server); default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL")
+    p.add_argument("--profile", help="AWS shared-config profile for an s3:// work directory (default: AWS_PROFILE, "
+                   "then the standard credential chain)")
+
+
+def _workdir(args, where: str):
+    """The work directory as a WorkPath, with this process's store options set from the flags."""
+    from curate import workpath
+
+    workpath.configure(workpath.StoreOptions(getattr(args, "endpoint_url", None), getattr(args, "profile", None)))
+    return workpath.WorkPath(where)
 
 
 def _add_train_tokenizer(sub) -> None:
@@ -147,15 +168,16 @@ def cmd_sample(args) -> int:
 def _add_explain(sub) -> None:
     p = sub.add_parser("explain", help="say what happened to one document",
                        description="Print the stages a document passed and, if it was dropped, where and why.")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help="work directory: a path or a URI such as s3://bucket/prefix")
     p.add_argument("doc_id")
+    _store_args(p)
     p.set_defaults(func=cmd_explain)
 
 
 def cmd_explain(args) -> int:
     from curate.explain import explain
 
-    lines = explain(args.workdir, args.doc_id)
+    lines = explain(_workdir(args, args.workdir), args.doc_id)
     if not lines:
         print(f"{args.doc_id}: not found in any stage of {args.workdir}")
         return 1
@@ -194,7 +216,8 @@ def _add_publish(sub) -> None:
                                    "(s3://, gs://, azure://, file:// or a path), read every object back, then write "
                                    "DEST/_manifest.json, the commit marker. Rerunning uploads only what is missing or "
                                    "differs. Credentials come from the environment or profiles, never the URI.")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help="work directory: a path or a URI such as s3://bucket/prefix (read with the same "
+                   "--endpoint-url and --profile as DEST)")
     p.add_argument("dest", help="destination URI, e.g. s3://bucket/datasets/demo")
     _transport_args(p)
     p.add_argument("--dry-run", action="store_true", help="list what would be uploaded; write nothing")
@@ -207,8 +230,12 @@ def _add_publish(sub) -> None:
 def cmd_publish(args) -> int:
     from curate.publish import publish
 
-    result = publish(args.workdir, args.dest, endpoint_url=args.endpoint_url, profile=args.profile, jobs=args.jobs,
-                     overwrite=args.overwrite, dry_run=args.dry_run, recheck=args.recheck)
+    workdir = _workdir(args, args.workdir)
+    # the flags reach the destination when it is s3:// (and the work directory when that is)
+    to_s3 = args.dest.startswith("s3://") or not workdir.remote
+    result = publish(workdir, args.dest, endpoint_url=args.endpoint_url if to_s3 else None,
+                     profile=args.profile if to_s3 else None, jobs=args.jobs, overwrite=args.overwrite,
+                     dry_run=args.dry_run, recheck=args.recheck)
     if args.dry_run:
         sizes = {o.key: o.size for o in result.objects}
         print("\n".join([f"upload {key} ({sizes[key]} bytes)" for key in result.uploaded]
@@ -279,13 +306,14 @@ def _add_stats(sub) -> None:
                                    "path or a URI (s3://bucket/prefix). Stages without output are named as missing.")
     p.add_argument("workdir", help="work directory: a path or a URI such as s3://bucket/prefix")
     p.add_argument("--out", help="output folder (default: WORKDIR/report)")
-    p.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, a local server); s3:// only")
+    _store_args(p)
     p.set_defaults(func=cmd_stats)
 
 
 def cmd_stats(args) -> int:
     from stats.report import build_report
 
+    _workdir(args, args.workdir)
     result = build_report(args.workdir, args.out, endpoint_url=args.endpoint_url)
     cov = result["stats"]["coverage"]
     print(f"report in {result['out']}/: {', '.join(result['files'])}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from curate import cluster
+from curate import cluster, workpath
 from curate.errors import ClusterError, CurateError, StageError
 
 log = logging.getLogger("curate")
@@ -36,7 +36,8 @@ class LocalEngine:
     num_cpus = 1
 
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:
-        return [_call(fn, *_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=None, leave=False)]
+        store = workpath.options()
+        return [_call(store, fn, *_args(item)) for item in tqdm(items, desc=desc, unit="task", disable=None, leave=False)]
 
     def close(self) -> None:
         pass
@@ -46,8 +47,11 @@ def _args(item: Any) -> tuple:
     return item if isinstance(item, tuple) else (item,)
 
 
-def _call(fn: Callable, *args: Any) -> Any:
-    """Every task goes through here: the one place for the crash tests' fault-injection delay."""
+def _call(store: workpath.StoreOptions, fn: Callable, *args: Any) -> Any:
+    """Every task goes through here: the one place for the crash tests' fault-injection delay, and where a
+    worker takes the driver's store options (endpoint and profile names, never credentials: each node
+    resolves those from its own AWS environment)."""
+    workpath.configure(store)
     if delay := float(os.environ.get("CURATE_TASK_DELAY", "0")):
         import time
 
@@ -88,7 +92,8 @@ class RayEngine:
         if not items:
             return []
         remote = self.ray.remote(max_retries=self.max_retries, num_cpus=1)(_call).options(name=fn.__name__)
-        refs = [remote.remote(fn, *_args(item)) for item in items]
+        store = workpath.options()
+        refs = [remote.remote(store, fn, *_args(item)) for item in items]
         position = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import parts
+from curate.workpath import WorkPath
 from curate.errors import RecipeError, StageError
 from curate.ledger import Ledger
 from curate.recipe import sha256_json
@@ -42,10 +42,10 @@ def run_pack(ctx, upstream: str | None):
     config_hash = sha256_json([ctx.recipe.config_hash("pack"), drift, tokenizer["sha256"]])
     input_fp = up["output_fingerprint"]
     shards_dir = ctx.workdir / SHARDS
-    if (shards_dir / "manifest.json").exists() and (skip := pipeline._up_to_date(ctx, "pack", config_hash, input_fp)):
+    if (shards_dir / "manifest.json").is_file() and (skip := pipeline._up_to_date(ctx, "pack", config_hash, input_fp)):
         return skip
     pipeline.prepare_stage_dir(ctx, "pack", config_hash, input_fp)
-    (shards_dir / "manifest.json").unlink(missing_ok=True)
+    (shards_dir / "manifest.json").unlink()
     parts.clean_temporaries(shards_dir)
     d, work = ctx.dir("pack"), ctx.dir("pack") / "_work"
     inputs = [str(ctx.dir(upstream) / f"{name}.parquet") for name in up["parts"]]
@@ -58,14 +58,14 @@ def run_pack(ctx, upstream: str | None):
     summary = plan_summary(plan, docs, ctx.recipe.pack, drift)
     log_plan(summary)
     write_plan_files(plan, docs, work)
-    reused = sum((d / "_parts" / f"{Path(p).stem}.json").exists() for p in inputs)
+    reused = sum((d / "_parts" / f"{WorkPath(p).stem}.json").is_file() for p in inputs)
     records = ctx.engine.map(W.scatter_part, [(p, i, str(work), str(d)) for i, p in enumerate(inputs)],
                              desc="pack: scatter")
-    scatter = [str(work / "scatter" / f"{Path(p).stem}.parquet") for p in inputs]
+    scatter = [str(work / "scatter" / f"{WorkPath(p).stem}.parquet") for p in inputs]
     shard_args = [(k, scatter, str(shards_dir / shard_name(k)), str(d / "_shards" / f"shard-{k:05d}.json"),
                    ctx.recipe.pack.seq_len, tokenizer["eos_id"], tokenizer["dtype"]) for k in range(plan.n_shards)]
     shards = ctx.engine.map(W.write_shard, shard_args, desc="pack: shards")
-    for stale in sorted(shards_dir.glob("shard-*.arrow"))[plan.n_shards:]:
+    for stale in shards_dir.files("shard-*.arrow")[plan.n_shards:]:
         stale.unlink()  # a previous run with more shards
     totals = {k: sum(s[k] for s in shards) for k in ("sequences", "bytes", "code_tokens", "text_tokens", "pad_tokens")}
     check_shards(shards, summary)
@@ -107,7 +107,7 @@ def doc_arrays(scans: list[pa.Table], cfg) -> dict:
     }
 
 
-def write_plan_files(plan: P.Plan, docs: dict, work: Path) -> None:
+def write_plan_files(plan: P.Plan, docs: dict, work: WorkPath) -> None:
     """pieces.parquet and selected.parquet, grouped by part so each scatter task reads only its own."""
     p = plan.pieces
     doc = plan.item_doc[p["item"]]

@@ -6,9 +6,12 @@
     WORKDIR/<stage>/_work/                      intermediate artifacts of global stages (hashes, indexes)
     WORKDIR/<stage>/_manifest.json              written last: the stage is complete
 
-Every file is written under a temporary name in the same folder and renamed into place, so a killed
-run leaves either a whole file or a `.tmp-*` file that nothing reads and the next attempt deletes. A
-partition counts as done only when its `_parts` record exists and names the same input and config.
+WORKDIR is a local path or a bucket URI (`s3://bucket/prefix`): every read and write here goes through
+`curate.workpath.WorkPath`. On disk a file is written under a temporary name in the same folder and renamed
+into place, so a killed run leaves either a whole file or a `.tmp-*` file that nothing reads and the next
+attempt deletes; in a bucket an object appears whole when its upload completes. Either way a partition
+counts as done only when its `_parts` record, written after its outputs, exists and names the same input
+and config.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curate.workpath import Digest, WorkPath
 
 # Dictionary pages only for the low-cardinality columns: on `text` (unique per document) and token `ids`
 # they cost time and never pay (tokenize's parts: 2.2x faster to write, 4.7x to read, and 4 % smaller).
@@ -33,22 +37,26 @@ PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, write_statistics
 SCRATCH_PARQUET = dict(compression="none", use_dictionary=False, write_statistics=False)
 
 
-def stage_dir(workdir: str | Path, stage: str) -> Path:
-    return Path(workdir) / stage
+Where = str | os.PathLike | WorkPath
 
 
-def part_files(directory: str | Path) -> list[Path]:
+def stage_dir(workdir: Where, stage: str) -> WorkPath:
+    return WorkPath(workdir) / stage
+
+
+def part_files(directory: Where) -> list[WorkPath]:
     """Kept parts of a stage: exactly `part-*.parquet` directly in its folder, sorted by name."""
-    return sorted(Path(directory).glob("part-*.parquet"))
+    return WorkPath(directory).files("part-*.parquet")
 
 
-def part_index(name: str) -> int:
-    return int(Path(name).name.split("-")[1].split(".")[0])
+def part_index(name: Where) -> int:
+    return int(str(name).rsplit("/", 1)[-1].split("-")[1].split(".")[0])
 
 
 @contextmanager
 def atomic_path(final: str | Path):
-    """Yields a temporary path beside `final`; renames it into place only if the block succeeds."""
+    """Yields a temporary local path beside `final`; renames it into place only if the block succeeds (for
+    files that are always local: exports, a trained tokenizer). Work-directory files use `WorkPath.writer`."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
@@ -60,13 +68,12 @@ def atomic_path(final: str | Path):
             tmp.unlink()
 
 
-def write_json(path: str | Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def write_json(path: Where, obj) -> None:
+    WorkPath(path).write_json(obj)
 
 
-def read_json(path: str | Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def read_json(path: Where):
+    return WorkPath(path).read_json()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -84,40 +91,47 @@ def file_salt(path: str | Path | None) -> str:
 
 
 class ParquetPartWriter:
-    """Streams tables into one parquet file atomically; the file exists (possibly empty) after close()."""
+    """Streams tables into one parquet file, published whole; the file exists (possibly empty) after close()."""
 
-    def __init__(self, final: Path, schema: pa.Schema | None = None):
-        self.final = Path(final)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.final.parent / f".tmp-{self.final.name}-{uuid.uuid4().hex[:8]}"
+    def __init__(self, final: Where, schema: pa.Schema | None = None):
+        self.final = WorkPath(final)
         self.schema = schema
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
+        self.digest = Digest()
+        self._sink_cm = self.final.writer(self.digest)
+        self._sink = self._sink_cm.__enter__()
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.schema = self.schema or table.schema
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, **PARQUET_OPTIONS)
+            self.writer = pq.ParquetWriter(self._sink, self.schema, **PARQUET_OPTIONS)
         if table.num_rows:
             self.writer.write_table(table.cast(self.schema))
             self.rows += table.num_rows
 
     def close(self) -> dict:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, **PARQUET_OPTIONS)
+            self.writer = pq.ParquetWriter(self._sink, self.schema, **PARQUET_OPTIONS)
         self.writer.close()
-        os.replace(self.tmp, self.final)
-        return {"file": self.final.name, "rows": self.rows, "sha256": sha256_file(self.final)}
+        self._sink_cm.__exit__(None, None, None)
+        return {"file": self.final.name, "rows": self.rows, "sha256": self.digest.sha256}
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            error = RuntimeError(f"{self.final}: abandoned")
+            try:
+                self._sink_cm.__exit__(RuntimeError, error, None)
+            except RuntimeError:
+                pass
 
 
-def iter_part(path: str | Path, columns: list[str] | None = None, batch_size: int = 8192):
+def iter_part(path: Where, columns: list[str] | None = None, batch_size: int = 8192):
     """Record batches of a part as tables; yields one empty table (with the schema) for an empty part."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(WorkPath(path).open_input())
     empty = True
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
         empty = False
@@ -127,22 +141,21 @@ def iter_part(path: str | Path, columns: list[str] | None = None, batch_size: in
         yield schema.empty_table() if columns is None else pa.schema([schema.field(c) for c in columns]).empty_table()
 
 
-def clean_temporaries(directory: str | Path) -> None:
+def clean_temporaries(directory: Where) -> None:
     """Removes `.tmp-*` leftovers of a killed attempt (never read, safe to delete)."""
-    directory = Path(directory)
-    if directory.exists():
-        for tmp in directory.rglob(".tmp-*"):
-            tmp.unlink(missing_ok=True)
+    WorkPath(directory).clean_temporaries()
 
 
-def reset_stage(directory: str | Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+def reset_stage(directory: Where) -> None:
+    WorkPath(directory).rmtree()
 
 
-def write_grouped(path: str | Path, table: pa.Table, key: str, options: dict | None = None) -> None:
+def write_grouped(path: Where, table: pa.Table, key: str, options: dict | None = None,
+                  digest: Digest | None = None) -> None:
     """Writes `table` sorted by the integer column `key`, one row group per key value, with an index
     key -> row group in the file's metadata, so a reader fetches one group without reading the rest.
-    `options` replace PARQUET_OPTIONS (e.g. no compression for scratch files of random hashes)."""
+    `options` replace PARQUET_OPTIONS (e.g. no compression for scratch files of random hashes); `digest`
+    receives the written file's size and sha256."""
     import numpy as np
 
     table = table.sort_by([(key, "ascending")])
@@ -152,7 +165,7 @@ def write_grouped(path: str | Path, table: pa.Table, key: str, options: dict | N
     keys = values[starts].tolist()
     index = json.dumps({str(k): i for i, k in enumerate(keys)})
     schema = table.schema.with_metadata({GROUPS_KEY: index.encode()})
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, **(options or PARQUET_OPTIONS)) as writer:
+    with WorkPath(path).writer(digest) as sink, pq.ParquetWriter(sink, schema, **(options or PARQUET_OPTIONS)) as writer:
         if not keys:
             writer.write_table(schema.empty_table())
         for i in range(len(keys)):
@@ -163,13 +176,13 @@ def write_grouped(path: str | Path, table: pa.Table, key: str, options: dict | N
 GROUPS_KEY = b"curate.groups"
 
 
-def _grouped(path: str | Path, keys) -> tuple[pq.ParquetFile, list[int]]:
-    pf = pq.ParquetFile(path)
+def _grouped(path: Where, keys) -> tuple[pq.ParquetFile, list[int]]:
+    pf = pq.ParquetFile(WorkPath(path).open_input())
     index = json.loads(pf.schema_arrow.metadata[GROUPS_KEY])
     return pf, sorted(index[str(k)] for k in keys if str(k) in index)
 
 
-def read_groups(path: str | Path, keys) -> pa.Table:
+def read_groups(path: Where, keys) -> pa.Table:
     """The rows of a file written by `write_grouped` whose key is in `keys` (an empty table if none)."""
     pf, wanted = _grouped(path, keys)
     if not wanted:
@@ -177,7 +190,7 @@ def read_groups(path: str | Path, keys) -> pa.Table:
     return pf.read_row_groups(wanted).replace_schema_metadata(None)
 
 
-def iter_groups(path: str | Path, keys) -> Iterator[pa.Table]:
+def iter_groups(path: Where, keys) -> Iterator[pa.Table]:
     """The groups of `keys` present in the file, one table each, from one open of the file (for a reader
     that cuts every group down before it reads the next)."""
     pf, wanted = _grouped(path, keys)

@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from curate import parts
 from curate.errors import RecipeError, StageError
@@ -26,6 +24,7 @@ from curate.recipe import ROW_SECTIONS
 from curate.schema import STAGES
 from curate.stagespec import declaration, declarations, load
 from curate.tasks import PartTask, is_done, run_part
+from curate.workpath import WorkPath
 
 log = logging.getLogger("curate")
 
@@ -33,14 +32,17 @@ log = logging.getLogger("curate")
 @dataclass
 class Context:
     recipe: object
-    workdir: Path
+    workdir: WorkPath  # a local path or a bucket URI (`s3://bucket/prefix`)
     engine: object
     force: bool = False
     strict: bool = False
     lenient: bool = False  # ingest: a file that cannot be read to the end becomes a counted drop, not an error
     allow_ratio_drift: bool = False  # pack: let the code:text ratio drift to use every allowed token
 
-    def dir(self, stage: str) -> Path:
+    def __post_init__(self):
+        self.workdir = WorkPath(self.workdir)
+
+    def dir(self, stage: str) -> WorkPath:
         return parts.stage_dir(self.workdir, stage)
 
 
@@ -52,13 +54,13 @@ class StageResult:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def manifest_path(workdir: Path, stage: str) -> Path:
+def manifest_path(workdir: parts.Where, stage: str) -> WorkPath:
     return parts.stage_dir(workdir, stage) / "_manifest.json"
 
 
-def read_manifest(workdir: Path, stage: str) -> dict | None:
+def read_manifest(workdir: parts.Where, stage: str) -> dict | None:
     path = manifest_path(workdir, stage)
-    return parts.read_json(path) if path.exists() else None
+    return parts.read_json(path) if path.is_file() else None
 
 
 def package_versions() -> dict[str, str]:
@@ -85,11 +87,11 @@ def prepare_stage_dir(ctx: Context, stage: str, config_hash: str, input_fp: str)
     d = ctx.dir(stage)
     attempt = d / "_attempt.json"
     current = {"config_hash": config_hash, "input_fingerprint": input_fp}
-    if ctx.force or (attempt.exists() and parts.read_json(attempt) != current) or (d.exists() and not attempt.exists()):
+    # without a matching attempt record, whatever the folder holds is from another attempt (or nothing)
+    if ctx.force or not attempt.is_file() or parts.read_json(attempt) != current:
         parts.reset_stage(d)
     parts.clean_temporaries(d)
-    if (d / "_manifest.json").exists():
-        (d / "_manifest.json").unlink()
+    (d / "_manifest.json").unlink()
     parts.write_json(attempt, current)
 
 
@@ -100,10 +102,19 @@ def run_part_tasks(ctx: Context, tasks: list[PartTask], desc: str) -> tuple[list
     if reused:
         log.info("%s: reusing %d of %d partitions from an interrupted attempt", desc, reused, len(tasks))
     # largest input first (LPT): the tasks still running when the others are done are the short ones
-    todo.sort(key=lambda t: -os.path.getsize(t.input_part) if t.input_part and os.path.exists(t.input_part) else 0)
+    sizes = _input_sizes(todo)
+    todo.sort(key=lambda t: -sizes.get(t.input_part, 0))
     ctx.engine.map(run_part, todo, desc=desc)
-    records = [parts.read_json(Path(t.out_dir) / "_parts" / f"{t.name}.json") for t in tasks]
+    records = [parts.read_json(WorkPath(t.out_dir) / "_parts" / f"{t.name}.json") for t in tasks]
     return records, reused
+
+
+def _input_sizes(tasks: list[PartTask]) -> dict[str, int]:
+    """Input part -> bytes, from one listing per input folder (one request in a bucket, not one per part)."""
+    sizes: dict[str, int] = {}
+    for folder in {WorkPath(t.input_part).parent for t in tasks if t.input_part}:
+        sizes.update({str(folder / name): n for name, n in folder.sizes("part-*.parquet").items()})
+    return sizes
 
 
 def finish_stage(ctx: Context, stage: str, *, config_hash: str, input_info: dict, records: list[dict],
@@ -233,7 +244,7 @@ def select_stages(requested: list[str] | None) -> list[str]:
     return [s for s in STAGES if s in keys]
 
 
-def check_stages(recipe, workdir: Path, stages: list[str], explicit: bool, dry_run: bool) -> None:
+def check_stages(recipe, workdir: WorkPath, stages: list[str], explicit: bool, dry_run: bool) -> None:
     """Each selected stage's declared pre-run check, in order: a recipe a stage cannot run is refused
     (RecipeError, exit 2) before any engine starts or any work is done."""
     for stage in stages:
@@ -241,7 +252,7 @@ def check_stages(recipe, workdir: Path, stages: list[str], explicit: bool, dry_r
             load(check)(recipe, workdir, stages, explicit, dry_run)
 
 
-def upstream_of(stage: str, selected: list[str], workdir: Path) -> str | None:
+def upstream_of(stage: str, selected: list[str], workdir: WorkPath) -> str | None:
     """The nearest earlier stage selected in this run, or else already complete in the workdir."""
     earlier = STAGES[: STAGES.index(stage)]
     for s in reversed(earlier):
@@ -276,6 +287,6 @@ def _log_stage(m: dict) -> None:
              t["docs_kept"], sum(t["docs_dropped"].values()), m["seconds"], p["computed"], p["reused"])
 
 
-def check_stage_output(workdir: Path, stage: str) -> None:
+def check_stage_output(workdir: WorkPath, stage: str) -> None:
     if read_manifest(workdir, stage) is None:
         raise StageError(f"{stage}: no complete output in {workdir}")

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from curate import __version__
 from curate.errors import CurateError
 from curate.stores import Store, open_store, safe_uri, sha256_stream
+from curate.workpath import WorkPath
 
 log = logging.getLogger("curate.publish")
 
@@ -59,7 +60,7 @@ class PublishRefused(CurateError):
 @dataclass(frozen=True)
 class LocalObject:
     key: str
-    path: Path
+    path: WorkPath  # in the work directory: on disk or in a bucket
     size: int
     sha256: str
 
@@ -131,31 +132,27 @@ def _pack_entries(obj) -> dict[str, dict]:
     return found
 
 
-def _files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
-
-
-def _hash_files(paths: list[Path], jobs: int) -> list[tuple[int, str]]:
-    def one(path: Path):
-        with open(path, "rb") as fh:
+def _hash_files(paths: list[WorkPath], jobs: int) -> list[tuple[int, str]]:
+    def one(path: WorkPath):
+        with path.open_stream() as fh:
             return sha256_stream(fh)
 
     with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(one, paths))
 
 
-def local_objects(workdir: str | Path, jobs: int = 4) -> list[LocalObject]:
+def local_objects(workdir: str | Path | WorkPath, jobs: int = 4) -> list[LocalObject]:
     """Every object to publish, in upload order: shards, report files, then the pack manifest.
 
     Refuses a work directory whose shards disagree with the pack manifest (missing, extra, or different
     bytes): publishing it would commit a dataset the manifest does not describe."""
-    workdir = Path(workdir)
+    workdir = WorkPath(workdir)
     shards_dir, report_dir = workdir / "shards", workdir / "report"
     pack_manifest = shards_dir / "manifest.json"
     if not pack_manifest.is_file():
         raise PublishRefused(f"{pack_manifest}: not found; run the pack stage first")
-    entries = _pack_entries(json.loads(pack_manifest.read_text(encoding="utf-8")))
-    on_disk = {p.name: p for p in shards_dir.glob(SHARD_GLOB)}
+    entries = _pack_entries(pack_manifest.read_json())
+    on_disk = {p.name: p for p in shards_dir.files(SHARD_GLOB)}
     if not entries:
         raise PublishRefused(f"{pack_manifest}: lists no shards with a sha256")
     for name in sorted(set(on_disk) ^ set(entries)):
@@ -163,10 +160,9 @@ def local_objects(workdir: str | Path, jobs: int = 4) -> list[LocalObject]:
         raise PublishRefused(f"{shards_dir / name}: {where} {pack_manifest}")
     paths = [on_disk[n] for n in sorted(entries)]
     keys = [f"shards/{p.name}" for p in paths]
-    if report_dir.is_dir():
-        reports = _files_under(report_dir)
-        paths += reports
-        keys += [f"report/{p.relative_to(report_dir).as_posix()}" for p in reports]
+    reports = report_dir.files_under()
+    paths += [p for _, p in reports]
+    keys += [f"report/{rel}" for rel, _ in reports]
     paths.append(pack_manifest)
     keys.append(PACK_MANIFEST_KEY)
     objects = [LocalObject(k, p, size, digest) for k, p, (size, digest) in zip(keys, paths, _hash_files(paths, jobs))]
@@ -366,5 +362,5 @@ def verify(dest: str, *, endpoint_url: str | None = None, profile: str | None = 
     manifest = read_remote_manifest(store)
     if manifest is None:
         raise PublishError(f"{safe_uri(dest)}: no {MANIFEST_KEY}: nothing published there, or a publish did not finish")
-    objects = [LocalObject(e["key"], Path(), e["bytes"], e["sha256"]) for e in manifest["objects"]]
+    objects = [LocalObject(e["key"], WorkPath("."), e["bytes"], e["sha256"]) for e in manifest["objects"]]
     return manifest, check_objects(store, objects, jobs)

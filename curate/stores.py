@@ -97,7 +97,8 @@ class Store:
         """Size and recorded sha256 of an object, None if absent; read_back hashes the bytes themselves."""
         raise NotImplementedError
 
-    def upload(self, key: str, path: Path, sha256: str, on_bytes: Callable[[int], None]) -> None:
+    def upload(self, key: str, path, sha256: str, on_bytes: Callable[[int], None]) -> None:
+        """Copies the file at `path` (a `curate.workpath.WorkPath`: on disk or in another store) to `key`."""
         raise NotImplementedError
 
     def open_read(self, key: str):
@@ -154,7 +155,7 @@ class LocalStore(Store):
 
     def upload(self, key, path, sha256, on_bytes):
         def copy(out):
-            with open(path, "rb") as src:
+            with path.open_stream() as src:
                 while chunk := src.read(CHUNK):
                     out.write(chunk)
                     on_bytes(len(chunk))
@@ -225,9 +226,9 @@ class S3Store(Store):
         return RemoteObject(head["ContentLength"], head.get("Metadata", {}).get(SHA256_META))
 
     def upload(self, key, path, sha256, on_bytes):
-        params = self._params(sha256, multipart=path.stat().st_size > PART_SIZE)
+        params = self._params(sha256, multipart=path.size() > PART_SIZE)
         with smart_open.open(self._uri(key), "wb", transport_params=params, compression="disable") as out:
-            with open(path, "rb") as src:
+            with path.open_stream() as src:
                 while chunk := src.read(CHUNK):
                     out.write(chunk)
                     on_bytes(len(chunk))
@@ -275,7 +276,7 @@ class GenericStore(Store):
 
     def upload(self, key, path, sha256, on_bytes):
         with smart_open.open(self._uri(key), "wb", transport_params=self.params, compression="disable") as out:
-            with open(path, "rb") as src:
+            with path.open_stream() as src:
                 while chunk := src.read(CHUNK):
                     out.write(chunk)
                     on_bytes(len(chunk))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +25,7 @@ from curate.schema import (
     TEXT_HEAD_CHARS,
 )
 from curate.stagespec import declarations, load
+from curate.workpath import WorkPath
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,14 @@ class PartTask:
     options: dict = field(default_factory=dict)
 
 
-def record_path(out_dir: str | Path, name: str) -> Path:
-    return Path(out_dir) / "_parts" / f"{name}.json"
+def record_path(out_dir: parts.Where, name: str) -> WorkPath:
+    return WorkPath(out_dir) / "_parts" / f"{name}.json"
 
 
 def is_done(task: PartTask) -> bool:
     """A partition is done when its record exists and names the same input and configuration."""
     path = record_path(task.out_dir, task.name)
-    if not path.exists():
+    if not path.is_file():
         return False
     rec = parts.read_json(path)
     return rec.get("identity") == task.identity and rec.get("config_hash") == task.config_hash
@@ -60,7 +60,7 @@ def is_done(task: PartTask) -> bool:
 def run_part(task: PartTask) -> dict:
     """Runs one partition through its stage's decide function and writes kept, dropped and the record."""
     started = time.time()
-    out = Path(task.out_dir)
+    out = WorkPath(task.out_dir)
     kept_writer = parts.ParquetPartWriter(out / f"{task.name}.parquet")
     dropped_writer = parts.ParquetPartWriter(out / "dropped" / f"{task.name}.parquet", DROPPED_SCHEMA)
     ledger = Ledger(task.stage)

@@ -35,12 +35,10 @@ def open_filesystem(uri: str, endpoint_url: str | None = None) -> tuple[pafs.Fil
         from curate.errors import RecipeError
 
         raise RecipeError(f"{uri.split('@')[-1]}: credentials in the URI are refused; use the environment or a profile")
-    if parts.scheme == "s3":
-        kwargs = {}
-        if endpoint_url:
-            endpoint = urlsplit(endpoint_url)
-            kwargs = {"endpoint_override": endpoint.netloc or endpoint.path, "scheme": endpoint.scheme or "https"}
-        fs = pafs.S3FileSystem(**kwargs)
+    if parts.scheme == "s3":  # the same client and options as the pipeline's work directories
+        from curate import workpath
+
+        fs = workpath.s3_filesystem(endpoint_url or workpath.options().endpoint_url, workpath.options().profile)
         return fs, f"{parts.netloc}{parts.path}".rstrip("/")
     if parts.scheme in ("", "file") or len(parts.scheme) == 1:  # a path, file://, or a Windows drive letter
         import os

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -11,11 +10,12 @@ from curate import parts
 from curate.schema import TEXT
 from curate.stages import exact_dedup
 from curate.tasks import PartTask
+from curate.workpath import WorkPath
 
 
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     index = parts.part_index(task.name)
-    losers = [parts.read_groups(f, [index]) for f in sorted(Path(task.options["losers_dir"]).glob("losers-*.parquet"))]
+    losers = [parts.read_groups(f, [index]) for f in WorkPath(task.options["losers_dir"]).files("losers-*.parquet")]
     losers = pa.concat_tables(losers) if losers else exact_dedup.LOSER_SCHEMA.empty_table()
     first_row = 0
     for batch in parts.iter_part(task.input_part):
@@ -25,9 +25,9 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
 
 def hash_part(input_part: str, out_file: str, normalize: str) -> int:
     """exact_dedup phase 1: content hashes of one part, grouped by bucket. Returns the row count."""
-    if Path(out_file + ".json").exists():  # the record is written after the data: both are complete
+    if WorkPath(out_file + ".json").is_file():  # the record is written after the data: both are complete
         return parts.read_json(out_file + ".json")["rows"]
-    index = parts.part_index(Path(input_part).name)
+    index = parts.part_index(input_part)
     tables, first_row = [], 0
     for batch in parts.iter_part(input_part, columns=["id", TEXT]):
         tables.append(exact_dedup.content_hashes(batch, index, first_row, normalize))
@@ -39,7 +39,7 @@ def hash_part(input_part: str, out_file: str, normalize: str) -> int:
 
 def reduce_hashes(hash_files: list[str], buckets: list[int], out_file: str) -> int:
     """exact_dedup phase 2: losers among the documents of a range of buckets, grouped by part."""
-    if Path(out_file + ".json").exists():
+    if WorkPath(out_file + ".json").is_file():
         return parts.read_json(out_file + ".json")["losers"]
     hashes = pa.concat_tables([parts.read_groups(f, buckets).cast(exact_dedup.HASH_SCHEMA) for f in hash_files])
     losers = exact_dedup.find_losers(hashes)
@@ -48,7 +48,7 @@ def reduce_hashes(hash_files: list[str], buckets: list[int], out_file: str) -> i
     return losers.num_rows
 
 
-def groups(ctx, up: dict, inputs: list[Path], d: Path) -> tuple[dict, dict]:
+def groups(ctx, up: dict, inputs: list[WorkPath], d: WorkPath) -> tuple[dict, dict]:
     """exact_dedup's global phases (its declared `prepare`): hash every part, then find the losers of each
     bucket range; the losers' files reach every part's `decide`."""
     from curate.pipeline import bucket_ranges

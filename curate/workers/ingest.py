@@ -23,6 +23,7 @@ from curate.errors import SourceError, StrictError
 from curate.sources.records import RAW_SCHEMA, RecordBuffer
 from curate.stages import ingest
 from curate.tasks import PartTask
+from curate.workpath import WorkPath
 
 ID_COUNT_SCHEMA = pa.schema([("bucket", pa.int32()), ("id", pa.string()), ("part", pa.int32()), ("count", pa.int64())])
 OFFSET_SCHEMA = pa.schema([("part", pa.int32()), ("id", pa.string()), ("offset", pa.int64())])
@@ -72,13 +73,13 @@ def _offsets_for(task: PartTask) -> dict[str, int]:
     if not offsets_dir:
         return {}
     index = task.partition.index
-    tables = [parts.read_groups(f, [index]) for f in sorted(Path(offsets_dir).glob("offsets-*.parquet"))]
+    tables = [parts.read_groups(f, [index]) for f in WorkPath(offsets_dir).files("offsets-*.parquet")]
     return {} if not tables else dict(zip(*(pa.concat_tables(tables)[c].to_pylist() for c in ("id", "offset"))))
 
 
 def count_ids(partition, recipe, out_file: str) -> int:
     """Pre-pass: how many times each id occurs in one partition, grouped by hash bucket."""
-    if Path(out_file + ".json").exists():
+    if WorkPath(out_file + ".json").is_file():
         return parts.read_json(out_file + ".json")["rows"]
     ids = [t["id"] for t in raw_tables(partition, recipe)]
     ids = pa.chunked_array(ids, pa.string()) if ids else pa.chunked_array([], pa.string())
@@ -93,7 +94,7 @@ def count_ids(partition, recipe, out_file: str) -> int:
 
 def reduce_id_counts(count_files: list[str], buckets: list[int], out_file: str) -> int:
     """For ids used by several partitions: each later partition's offset (uses in earlier partitions)."""
-    if Path(out_file + ".json").exists():
+    if WorkPath(out_file + ".json").is_file():
         return parts.read_json(out_file + ".json")["repeated"]
     counts = pa.concat_tables([parts.read_groups(f, buckets).cast(ID_COUNT_SCHEMA) for f in count_files])
     offsets = ingest.id_offsets(counts.select(["id", "part", "count"]))
@@ -131,7 +132,7 @@ def run(ctx, upstream: str | None):
     return pipeline.StageResult("ingest", manifest, False)
 
 
-def _ingest_id_offsets(ctx, plan: list, d: Path) -> dict:
+def _ingest_id_offsets(ctx, plan: list, d: WorkPath) -> dict:
     """Pre-pass for sources whose `id_field` values may repeat across their partitions: count ids per
     partition, then group by id hash to give each partition its numbering offsets."""
     from curate.pipeline import bucket_ranges

@@ -26,7 +26,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +40,7 @@ from curate.stages import near_dedup as N
 from curate.tasks import PartTask
 from curate.workers import near_dedup_verify as V
 from curate.workers.near_dedup_files import _doc_in, _once, _read, _write
+from curate.workpath import WorkPath
 
 BAND_BUCKETS = 256
 
@@ -66,7 +66,7 @@ class Index:
         """Flagged ids of the documents those runs dropped as near duplicates: not matched against."""
         ids = [np.zeros(0, np.int64)]
         for f, level in self.survivors:
-            t = pq.read_table(f, columns=["doc", "is_survivor"])
+            t = pq.read_table(WorkPath(f).open_input(), columns=["doc", "is_survivor"])
             ids.append(N.index_nodes(t.filter(pc.invert(t["is_survivor"]))["doc"].to_numpy(), level))
         return pa.array(np.concatenate(ids), pa.int64())
 
@@ -77,7 +77,7 @@ COMPATIBLE = ("ngram", "num_perm", "seed")  # with (bands, rows): what makes two
 INDEX_FORMAT = 2
 
 
-def load_index(cfg, workdir: str | Path) -> Index | None:
+def load_index(cfg, workdir: str | WorkPath) -> Index | None:
     """The indexes named by `near_dedup.against` and, followed, the ones each of those ran against (each
     directory once), checked: earlier, finished near_dedup runs whose signatures and bands are comparable
     with this recipe's. Refused with the field path (and the chain that led there) otherwise (exit 2)."""
@@ -87,9 +87,9 @@ def load_index(cfg, workdir: str | Path) -> Index | None:
     levels, seen = [], set()
     while queue:
         where, field = queue.pop(0)
-        if Path(where).resolve() in seen:
+        if WorkPath(where).identity in seen:
             continue
-        seen.add(Path(where).resolve())
+        seen.add(WorkPath(where).identity)
         if len(levels) == N.MAX_LEVELS:
             raise RecipeError(f"{field}: more than {N.MAX_LEVELS} earlier runs in the chain")
         files, manifest = _load_level(cfg, where, field, workdir)
@@ -109,13 +109,13 @@ def _as_list(against) -> list[str]:
     return [] if against is None else [against] if isinstance(against, str) else list(against)
 
 
-def _load_level(cfg, where: str, field: str, workdir: str | Path) -> tuple[dict[str, tuple[str, ...]], dict]:
+def _load_level(cfg, where: str, field: str, workdir: str | WorkPath) -> tuple[dict[str, tuple[str, ...]], dict]:
     """One earlier run's index files by kind, and its near_dedup manifest, after every check."""
-    stage = Path(where) / "near_dedup"
-    if Path(where).resolve() == Path(workdir).resolve():
+    stage = WorkPath(where) / "near_dedup"
+    if WorkPath(where).identity == WorkPath(workdir).identity:
         raise RecipeError(f"{field}: is this run's own work directory; name an earlier run's")
     try:
-        manifest = json.loads((stage / "_manifest.json").read_text())
+        manifest = (stage / "_manifest.json").read_json()
     except (OSError, ValueError):
         raise RecipeError(f"{field}: no finished near_dedup there ({stage}/_manifest.json missing or unreadable)") from None
     old, bands, rows = manifest.get("config", {}), *N.resolve_bands(cfg)[:2]
@@ -134,18 +134,18 @@ def _load_level(cfg, where: str, field: str, workdir: str | Path) -> tuple[dict[
     if names and max(parts.part_index(n) for n in names) >= N.MAX_INDEXED_PARTS:
         raise RecipeError(f"{field}: has more than {N.MAX_INDEXED_PARTS} parts, more than an index can address")
     files = {kind: tuple(str(work / kind / f"{n}.parquet") for n in names) for kind in ("bands", "payload", "docs")}
-    missing = [f for fs in files.values() for f in fs if not Path(f).is_file()]
+    missing = [f for fs in files.values() for f in fs if not WorkPath(f).is_file()]
     if missing:
         raise RecipeError(f"{field}: the index is incomplete ({len(missing)} files missing, e.g. {missing[0]})")
-    survivors = tuple(str(f) for f in sorted((work / "survivors").glob("survivors-*.parquet")))
-    if not survivors or any(not Path(f + ".json").is_file() for f in survivors):
+    survivors = tuple(str(f) for f in WorkPath(work / "survivors").files("survivors-*.parquet"))
+    if not survivors or any(not WorkPath(f + ".json").is_file() for f in survivors):
         raise RecipeError(f"{field}: the index is incomplete (its survivors in {work / 'survivors'} are missing)")
     return files | {"survivors": survivors}, manifest
 
 
 # ---------------------------------------------------------------------------------------------- signatures
 def signature_part(input_part: str, work: str, cfg, bands: int, rows: int) -> dict:
-    name = Path(input_part).stem
+    name = WorkPath(input_part).stem
     out = f"{work}/bands/{name}.parquet"
     return _once(out, lambda: _signature_part(input_part, work, name, cfg, bands, rows))
 
@@ -199,9 +199,12 @@ def candidates_range(band_files: list[str], buckets: list[int], out: str, max_bu
         u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.candidate_pairs(
             t["key"].to_numpy(), t["doc"].to_numpy(), max_bucket_docs)
         if index is not None and t is not None:
-            keys, dropped = pc.unique(t["key"]), np.load(dropped_file, mmap_mode="r")
-            old = _read([], buckets, index.bands,
-                        where=lambda g: _not_dropped(g.filter(pc.is_in(g["key"], value_set=keys)), dropped))
+            keys = pc.unique(t["key"])
+            with WorkPath(dropped_file).local_copy() as local:  # memory-mapped: a file on this node's disk
+                dropped = np.load(local, mmap_mode="r")
+                old = _read([], buckets, index.bands,
+                            where=lambda g: _not_dropped(g.filter(pc.is_in(g["key"], value_set=keys)), dropped))
+                del dropped
             if old is not None:
                 ou, ov = _pairs_with_index(t, old, max_bucket_docs - 1)
                 u, v = N.unique_pairs(np.concatenate([u, ou]), np.concatenate([v, ov]))
@@ -219,8 +222,8 @@ def write_dropped(index: Index, work: str) -> str:
 
     def run() -> dict:
         dropped = np.sort(index.dropped_nodes().to_numpy())
-        with parts.atomic_path(out) as tmp, open(tmp, "wb") as f:
-            np.save(f, dropped)
+        with WorkPath(out).writer() as sink:
+            np.save(sink, dropped)
         return {"dropped": int(dropped.size)}
 
     _once(out, run)
@@ -347,7 +350,7 @@ def survivors_range(member_files: list[str], buckets: list[int], out: str) -> di
 # ---------------------------------------------------------------------------------------------- marking
 def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     index = parts.part_index(task.name)
-    files = sorted(Path(task.options["survivors_dir"]).glob("survivors-*.parquet"))
+    files = WorkPath(task.options["survivors_dir"]).files("survivors-*.parquet")
     found = [parts.read_groups(f, [index]) for f in files]
     found = [t.drop_columns(["bucket"]) for t in found if t.num_rows]
     members = pa.concat_tables(found) if found else pa.table(
@@ -362,7 +365,7 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
 
 
 # ---------------------------------------------------------------------------------------------- the plan
-def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = None) -> tuple[dict, dict]:
+def prepare(ctx, up: dict, inputs: list[WorkPath], d: WorkPath, index: Index | None = None) -> tuple[dict, dict]:
     """near_dedup's global phases, each an `engine.map` over parts or bucket ranges (run_row_stage's hook);
     `index` is the `against` index the runner loaded (`load_index`)."""
     from curate.pipeline import bucket_ranges
@@ -380,8 +383,8 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
     pairs = _ranged(engine, candidates_range, ranges, f"{work}/pairs", lambda r, out: (
         [f"{work}/bands/{n}.parquet" for n in names], r, out, cfg.max_bucket_docs, index, dropped))
     clock.lap("candidates")
-    payload_bytes = sum(Path(f).stat().st_size for f in payload) + sum(Path(f).stat().st_size for f, _ in
-                                                                       (index.payload if index else ()))
+    payload_bytes = sum(WorkPath(f).size() for f in payload) + sum(WorkPath(f).size() for f, _ in
+                                                                   (index.payload if index else ()))
     n_tasks, v_chunks = V.plan(payload_bytes, len(ranges), C.NODE_BUCKETS)
     right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
                     lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))

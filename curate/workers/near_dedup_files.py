@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -16,11 +15,12 @@ from curate import parts
 from curate.memory import peak_rss_mb, reset_peak_rss
 from curate.stages import components as C
 from curate.stages import near_dedup as N
+from curate.workpath import WorkPath
 
 
 def _once(out: str, fn: Callable[[], dict]) -> dict:
     """Runs fn (which writes `out`) unless `out.json`, written after the data, says it already ran."""
-    if Path(out + ".json").exists():
+    if WorkPath(out + ".json").is_file():
         return parts.read_json(out + ".json")
     reset_peak_rss()  # a Ray worker runs many tasks: the figure is this task's own peak
     started = time.perf_counter()

@@ -11,7 +11,6 @@ Each task's output is complete once its `.json` record exists, so a killed run r
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +23,7 @@ from curate.schema import DROP_DETAIL, DROP_REASON, DROPPED_SCHEMA, ID, KIND, LA
 from curate.stages import pack as P
 from curate.stages.tokenize import IDS, N_TOKENS
 from curate.tasks import split
+from curate.workpath import Digest, WorkPath
 
 PIECE_SCHEMA = pa.schema([("part", pa.int32()), ("row", pa.int64()), ("offset", pa.int64()), ("length", pa.int64()),
                           ("shard", pa.int32()), ("pos", pa.int64())])
@@ -31,28 +31,29 @@ SELECTED_SCHEMA = pa.schema([("part", pa.int32()), ("row", pa.int64()), ("copies
 
 
 def scan_part(path: str) -> pa.Table:
-    return pq.read_table(path, columns=[KIND, SOURCE, LANG, N_TOKENS])
+    return pq.read_table(WorkPath(path).open_input(), columns=[KIND, SOURCE, LANG, N_TOKENS])
 
 
 def scatter_part(path: str, index: int, work: str, out_dir: str) -> dict:
     """Writes `work/scatter/part-N.parquet` (pieces grouped by shard) and the part's dropped file and record."""
-    name = Path(path).stem
-    record_file = Path(out_dir) / "_parts" / f"{name}.json"
-    if record_file.exists():
+    name = WorkPath(path).stem
+    record_file = WorkPath(out_dir) / "_parts" / f"{name}.json"
+    if record_file.is_file():
         return parts.read_json(record_file)
-    pieces = parts.read_groups(Path(work) / "pieces.parquet", [index])
-    selected = parts.read_groups(Path(work) / "selected.parquet", [index])
-    table = pq.read_table(path, columns=[ID, TEXT, KIND, SOURCE, IDS])
-    scatter_file = Path(work) / "scatter" / f"{name}.parquet"
-    parts.write_grouped(scatter_file, gather_pieces(table, pieces), "shard", parts.SCRATCH_PARQUET)
+    pieces = parts.read_groups(WorkPath(work) / "pieces.parquet", [index])
+    selected = parts.read_groups(WorkPath(work) / "selected.parquet", [index])
+    table = pq.read_table(WorkPath(path).open_input(), columns=[ID, TEXT, KIND, SOURCE, IDS])
+    scatter_file = WorkPath(work) / "scatter" / f"{name}.parquet"
+    written = Digest()
+    parts.write_grouped(scatter_file, gather_pieces(table, pieces), "shard", parts.SCRATCH_PARQUET, written)
     decided = _decided(table, pieces, selected)
     ledger = Ledger("pack")
     ledger.count(decided)
-    dropped_writer = parts.ParquetPartWriter(Path(out_dir) / "dropped" / f"{name}.parquet", DROPPED_SCHEMA)
+    dropped_writer = parts.ParquetPartWriter(WorkPath(out_dir) / "dropped" / f"{name}.parquet", DROPPED_SCHEMA)
     dropped_writer.write(split(decided, "pack")[1])
     record = {"name": name, "identity": name, "ledger": ledger.to_json(), "extra": {},
               "outputs": {"kept": {"file": scatter_file.name, "rows": pieces.num_rows,
-                                   "sha256": parts.sha256_file(scatter_file)},
+                                   "sha256": written.sha256},
                           "dropped": dropped_writer.close()}}
     parts.write_json(record_file, record)
     return record
@@ -91,17 +92,17 @@ def _decided(table: pa.Table, pieces: pa.Table, selected: pa.Table) -> pa.Table:
 def write_shard(index: int, scatter_files: list[str], out: str, record: str, seq_len: int, pad_id: int,
                 dtype: str) -> dict:
     """One shard: its pieces from every scatter file, sorted by stream position, as sequences."""
-    if Path(record).exists() and Path(out).exists():
+    if WorkPath(record).is_file() and WorkPath(out).is_file():
         return parts.read_json(record)
     got = pa.concat_tables([parts.read_groups(f, [index]) for f in scatter_files]).sort_by("pos")
     tokens = pc.list_flatten(got["tokens"]).to_numpy().astype(dtype) if got.num_rows else np.zeros(0, dtype)
     table = P.build_sequences(tokens, pc.list_value_length(got["tokens"]).to_numpy(), got["id"].combine_chunks(),
                               got["begins"].to_numpy(zero_copy_only=False), got["side"].to_numpy(), seq_len, pad_id)
-    with parts.atomic_path(out) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=1024):
-                writer.write_batch(batch)
-    info = {"file": Path(out).name, "sha256": parts.sha256_file(out), "bytes": Path(out).stat().st_size,
+    written = Digest()
+    with WorkPath(out).writer(written) as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=1024):
+            writer.write_batch(batch)
+    info = {"file": WorkPath(out).name, "sha256": written.sha256, "bytes": written.size,
             "sequences": table.num_rows, "code_tokens": int(pc.sum(table["n_code_tokens"]).as_py() or 0),
             "text_tokens": int(pc.sum(table["n_text_tokens"]).as_py() or 0),
             "pad_tokens": int(pc.sum(table["n_pad_tokens"]).as_py() or 0)}
