@@ -71,8 +71,9 @@ def assert_one_error(proc: subprocess.CompletedProcess, *phrases: str) -> None:
 
 
 @pytest.fixture(scope="class")
-def auth_on(tmp_path_factory):
-    """Class scope: the cluster stops when its class's tests are done, before the next class starts one."""
+def auth_on(tmp_path_factory, s3_endpoint):
+    """Class scope: the cluster stops when its class's tests are done, before the next class starts one.
+    The nodes' environment has the loopback S3 server's credentials (each node's own AWS chain)."""
     root = tmp_path_factory.mktemp("auth-on")
     token = secrets.token_hex(32)
     # CURATE_TASK_DELAY reaches the nodes' workers: tasks long enough that both nodes' CPUs take some
@@ -131,6 +132,28 @@ class TestTokenAuthOn:
         cluster, not only its head)."""
         nodes, _ = auth_on
         assert nodes.tasks_run()["worker1"] > 0
+
+    def test_workdir_in_a_bucket(self, auth_on, corpus, tmp_path, s3):
+        """Both nodes' tasks read and write a work directory in a bucket: the endpoint is a flag of the
+        driver, the credentials come from each node's environment, and none is written anywhere."""
+        from tests.s3server import ACCESS_KEY, SECRET_KEY
+        from tests.test_workdir_store import objects
+
+        nodes, token = auth_on
+        client, bucket, endpoint = s3
+        env = clean_env(tmp_path / "home", RAY_AUTH_TOKEN=token)
+        cmd = [sys.executable, "-m", "curate.cli", "run", str(corpus / "r.yaml"), "--ray-address", nodes.address,
+               "--workdir", f"s3://{bucket}/w", "--endpoint-url", endpoint, "--stages", ",".join(STAGES)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        stored = objects(client, bucket, "w")
+        for stage in STAGES:
+            parts = {k[len(stage) + 1:]: v for k, v in stored.items() if k.startswith(f"{stage}/")
+                     and k.rsplit("/", 1)[-1].startswith("part-") and k.endswith(".parquet")}
+            assert parts == file_bytes(corpus / "local" / stage)
+        for secret in (ACCESS_KEY, SECRET_KEY, token):
+            assert secret not in proc.stdout + proc.stderr
+            assert not [k for k, v in stored.items() if secret.encode() in v]
 
     def test_no_token_is_one_clear_error_fast(self, auth_on, corpus, tmp_path):
         nodes, _ = auth_on
