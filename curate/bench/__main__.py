@@ -21,6 +21,7 @@ def main(argv: list[str]) -> int:
             return 2
     for name in selected:
         print(f"\n== {name} ==", flush=True)
+        sys.argv = [sys.argv[0], name]  # as `python -m curate.bench NAME`: a module that reads its own options sees none
         importlib.import_module(f"curate.bench.{name}").main()
     return 0
 
