@@ -46,7 +46,7 @@ def recipe(sources: list[dict], name: str = "t", **sections):
 
 
 def run(recipe_obj, workdir: Path, engine, stages: list[str] | None = None, **kw):
-    ctx = pipeline.Context(recipe_obj, Path(workdir), engine, **kw)
+    ctx = pipeline.Context(recipe_obj, workdir, engine, **kw)  # a path or a bucket URI
     return pipeline.run(ctx, pipeline.select_stages(stages))
 
 

@@ -242,3 +242,34 @@ def _exercise(root: WorkPath) -> dict:
     parts.reset_stage(root / "s")
     out["after_reset"] = [(root / "s").files_under(), [p.name for p in root.files("*")]]
     return out
+
+
+def test_near_dedup_against_an_index_in_a_bucket(s3, tmp_path, local_engine):
+    """An earlier run whose work directory is in a bucket serves as `near_dedup.against` exactly as the same
+    run on disk: the new run's parts are byte-identical either way."""
+    from tests.helpers import file_bytes, recipe, run, write_jsonl
+    from tests.test_near_dedup_pipeline import corpus as planted
+
+    client, bucket, endpoint = s3
+    docs = planted(5)
+    old = [{"text": t, "id": f"d{i:04d}"} for i, t in enumerate(docs) if i % 2 == 0]
+    new = [{"text": t, "id": f"d{i:04d}"} for i, t in enumerate(docs) if i % 2 == 1]
+
+    def source(name, rows):
+        path = write_jsonl(tmp_path / f"in/{name}.jsonl", rows)
+        return [{"name": name, "kind": "code", "format": "jsonl", "paths": [str(path)], "id_field": "id"}]
+
+    configure(StoreOptions(endpoint_url=endpoint))
+    try:
+        for where in (f"s3://{bucket}/old", tmp_path / "old"):
+            run(recipe(source("old", old), ingest={"partition_bytes": 30_000}), where, local_engine,
+                ["ingest", "near_dedup"])
+        outs = []
+        for against, work in ((f"s3://{bucket}/old", tmp_path / "new-bucket"), (str(tmp_path / "old"), tmp_path / "new-disk")):
+            results = run(recipe(source("new", new), near_dedup={"against": against}, ingest={"partition_bytes": 30_000}),
+                          work, local_engine, ["ingest", "near_dedup"])
+            assert results[-1].manifest["extra"]["against"]["indexed_duplicates"] > 0
+            outs.append(file_bytes(work / "near_dedup"))
+    finally:
+        configure(None)
+    assert outs[0] == outs[1]
