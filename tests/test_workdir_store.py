@@ -273,3 +273,12 @@ def test_near_dedup_against_an_index_in_a_bucket(s3, tmp_path, local_engine):
     finally:
         configure(None)
     assert outs[0] == outs[1]
+
+
+def test_file_uris_and_paths_name_the_same_place(tmp_path):
+    assert WorkPath(f"file://{tmp_path}/w/") == WorkPath(tmp_path / "w") == WorkPath(f"{tmp_path}/w")
+    assert not WorkPath(f"file://{tmp_path}").remote and WorkPath("s3://b/p/").uri == "s3://b/p"
+    assert (WorkPath("s3://b/p") / "ingest" / "part-00001.parquet").stem == "part-00001"
+    assert WorkPath("s3://b/p/ingest").parent == WorkPath("s3://b/p")
+    with pytest.raises(TypeError):
+        WorkPath("s3://b/p").local
