@@ -83,7 +83,10 @@ def s3_filesystem(endpoint_url: str | None = None, profile: str | None = None) -
     """pyarrow's S3 client for an endpoint (MinIO, R2, a local server) and a named profile. Without a
     profile, credentials come from the AWS SDK's default chain (environment, shared files, instance roles);
     with one, boto3 resolves that profile's credentials in this process (they are never passed on)."""
-    kwargs: dict = {"retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=4), "connect_timeout": 10}
+    # allow_delayed_open: an object smaller than one part is sent as a single PUT when it is closed, not as a
+    # multipart upload (3 requests); most of a work directory's objects are small records and manifests
+    kwargs: dict = {"retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=4), "connect_timeout": 10,
+                    "allow_delayed_open": True}
     if endpoint := endpoint_of(endpoint_url):
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         kwargs.update(endpoint_override=parts.netloc, scheme=parts.scheme)
