@@ -436,9 +436,11 @@ def _abandon(sink, fs: pafs.FileSystem, path: str) -> None:
 
 
 def check_workdir(workdir: WorkPath) -> None:
-    """Before any work starts: the work directory can be listed and written (a probe object, removed
-    again). A bucket that does not exist, an unreachable endpoint or a refused write is one clear error."""
+    """Before any work starts: the work directory can be written. In a bucket: listed, and a probe object
+    written and removed again; a bucket that does not exist, an unreachable endpoint or a refused write is
+    one clear error. On disk: its nearest existing folder is a writable folder (nothing is created)."""
     if not workdir.remote:
+        _check_local(Path(workdir.uri).absolute())
         return
     probe = workdir / f"_probe-{uuid.uuid4().hex[:12]}"
     try:
@@ -449,6 +451,16 @@ def check_workdir(workdir: WorkPath) -> None:
         raise
     except OSError as exc:
         raise WorkdirError(f"work directory {workdir}: {_reason(exc)}") from None
+
+
+def _check_local(path: Path) -> None:
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise WorkdirError(f"work directory {path}: {existing} is a file, not a folder")
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise WorkdirError(f"work directory {path}: {existing} is on a Read-only file system")
+    if not os.access(existing, os.W_OK):
+        raise WorkdirError(f"work directory {path}: no permission to write in {existing}")
 
 
 def _reason(exc: OSError) -> str:

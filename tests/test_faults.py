@@ -104,9 +104,17 @@ def test_read_only_workdir_is_a_clear_error(tmp_path, mount_point):
     work = mount_point("ro,size=64k")
     recipe = write_recipe(tmp_path, big_corpus(tmp_path))
     proc = curate("run", str(recipe), "--workdir", str(work / "w"), "--engine", "local", "--stages", "ingest")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # refused before any work, like a bucket that cannot be written
     assert "Read-only file system" in proc.stderr and str(work) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_workdir_under_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    recipe = write_recipe(tmp_path, big_corpus(tmp_path))
+    proc = curate("run", str(recipe), "--workdir", str(tmp_path / "afile" / "w"), "--engine", "local")
+    assert proc.returncode == 2
+    assert "is a file, not a folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
