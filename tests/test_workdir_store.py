@@ -282,3 +282,26 @@ def test_file_uris_and_paths_name_the_same_place(tmp_path):
     assert WorkPath("s3://b/p/ingest").parent == WorkPath("s3://b/p")
     with pytest.raises(TypeError):
         WorkPath("s3://b/p").local
+
+
+def test_profile_credentials_are_resolved_in_the_process(tmp_path, monkeypatch):
+    """`--profile` takes the named profile's keys from the shared credentials file (the loopback server
+    accepts any signature, so this is checked on the client pyarrow is given, not on the wire)."""
+    from curate.workpath import WorkdirError, s3_filesystem
+
+    creds = tmp_path / "credentials"
+    creds.write_text("[curate-test]\naws_access_key_id = AKIAPROFILEKEY\naws_secret_access_key = profile+secret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    options = s3_filesystem("http://127.0.0.1:1", "curate-test").__reduce__()[1][0]
+    assert (options["access_key"], options["secret_key"]) == ("AKIAPROFILEKEY", "profile+secret")
+    assert options["endpoint_override"] == "127.0.0.1:1" and options["scheme"] == "http"
+    with pytest.raises(WorkdirError, match="--profile nope"):
+        s3_filesystem(None, "nope")
+
+
+def test_an_unknown_profile_is_refused_before_any_work(corpus, tmp_path):
+    recipe, _ = corpus
+    done = curate("run", str(recipe), "--workdir", "s3://b/w", "--profile", "no-such-profile",
+                  env={"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    assert done.returncode == 2 and "no-such-profile" in done.stderr and "Traceback" not in done.stderr
