@@ -35,7 +35,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 
 def _counts(keys: np.ndarray) -> np.ndarray:
-    """How often each key occurs. pandas' hash factorisation (pandas comes with ray[data]) takes half the
+    """How often each key occurs. pandas' hash factorisation (a dependency, also of ray[data]) takes half the
     time of Arrow's dictionary_encode on these keys (a million keys, half of them distinct, per 8 MB of
     text); the counts are the same whoever numbers the keys."""
     import pandas as pd
