@@ -41,8 +41,8 @@ def _timing(spent: list[float]):
 
 
 def _ingest_once(tree: str, workdir: Path) -> tuple[float, float, dict]:
-    for cache in (code_tree._head_names_language, linguist._name_candidates, linguist._extension_candidates):
-        cache.cache_clear()
+    code_tree._head_names_language.cache_clear()
+    linguist.clear_caches()
     recipe = parse_recipe({"name": "bench", "sources": [{"name": "tree", "kind": "code", "format": "code-tree",
                                                          "paths": [tree]}]})
     spent = [0.0]

@@ -4,6 +4,8 @@ resolution and types, and Linguist's generated / vendored flags."""
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pytest
 
@@ -130,3 +132,69 @@ def test_fill_missing_keeps_given_languages_and_detects_the_rest():
     paths = pa.array(["a.h", "lib/q.tcl", None, None, "x.h"])
     texts = pa.array([CPP_HEADER, "proc a {} {}\n", "#!/usr/bin/awk -f\n{ print }\n", "just words\n", None])
     assert linguist.fill_missing(langs, paths, texts).to_pylist() == ["C", "Tcl", "Awk", None, None]
+
+
+def _tree_of_ambiguous_files() -> dict[str, bytes]:
+    """Written for this test: doctools-like `.inc` fragments that Linguist's heuristics leave open (the
+    classifier decides), copied into a second directory, `.inc` files the heuristics settle (PHP,
+    Assembly), and `.n` files (Roff manpages, Nemerle) that enry's manpage strategy also sees."""
+    files = {}
+    for i in range(24):
+        fragment = f"[section {{Part {i}}}]\n[para] Paragraph {i} describes [cmd cmd{i}].\n[list_begin definitions]\n"
+        files[f"doc/part{i}.inc"] = fragment.encode()
+        files[f"copy/part{i}.inc"] = fragment.encode()
+        if i % 4 == 0:
+            files[f"php/page{i}.inc"] = f"<?php echo {i}; ?>\n".encode()
+            files[f"asm/x{i}.inc"] = f"; routine {i}\nmov ax, bx\n".encode()
+    for i in range(20):
+        files[f"man/tool{i}.n"] = f".TH TOOL{i} n\n.SH NAME\ntool{i} \\- does {i}\n".encode()
+    files["src/Main.n"] = b"using System;\nmodule Main {}\n"
+    return files
+
+
+def test_tree_languages_are_enrys_whichever_shortcut_answers(monkeypatch):
+    """Every file of a tree gets enry.get_language's answer (today's), whether detect settles it by the
+    heuristics alone, sends the extension straight to enry's whole strategy once its heuristics rarely
+    settle, or takes a copy's cached answer; the cached path calls enry once per distinct file."""
+    files = _tree_of_ambiguous_files()
+    real = linguist._enry()
+    expected = {p: (None if (a := real.get_language(p, c)) in ("", "Text") else a) for p, c in files.items()}
+    calls = []
+
+    class CountingEnry:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def get_language(self, path, content):
+            calls.append(path)
+            return real.get_language(path, content)
+
+    monkeypatch.setattr(linguist, "_enry", CountingEnry)
+    linguist.clear_caches()
+    assert {p: linguist.detect(p, c) for p, c in files.items()} == expected
+    inc_candidates = linguist._name_candidates("x.inc")[1]
+    assert expected["doc/part0.inc"] in inc_candidates  # the classifier's choice among the 12
+    assert expected["php/page0.inc"] == "PHP" and expected["asm/x0.inc"] == "Assembly"
+    assert expected["man/tool0.n"] == "Roff" and expected["src/Main.n"] == "Nemerle"
+    assert not linguist._heuristics_worth_it(inc_candidates)  # .inc switched to enry's whole strategy
+    assert linguist._heuristics_worth_it(linguist._name_candidates("x.n")[1])  # .n stays on the heuristics
+    assert not any(p.endswith(".n") for p in calls)  # settled by the heuristics, enry's whole call never made
+    assert sorted(calls) == sorted(set(calls))  # copies (same base name, same content) asked once
+    assert not any(p.startswith("copy/") for p in calls)
+    first_calls = set(calls)
+    calls.clear()
+    assert {p: linguist.detect(p, c) for p, c in files.items()} == expected
+    # the second pass: what went through enry's whole strategy comes from the cache; only the .inc files
+    # that the heuristics settled before the switch (PHP, Assembly) are new to it
+    assert first_calls.isdisjoint(calls) and all(p.startswith(("php/", "asm/")) for p in calls)
+
+
+@pytest.mark.parametrize(("text", "may"), [(b"# VIM: set FT=tcl:\n", True), (b"/* Vim600: filetype=c */", True),
+                                           (b"; ex: syntax = awk", True), (b"# -*- mode: tcl -*-\n", True),
+                                           (b".a{display:flex;}" * 50, False), (b"a = vi:x", False),
+                                           (b"vi: set ft tcl", False), (b"no marks here\n", False)])
+def test_modeline_precheck_matches_case_insensitively(text, may):
+    """The precheck searches the lowercased text: the answers of the case-insensitive patterns it replaced."""
+    old = bool(re.search(rb"-\*-[^\n]*-\*-", text) or (re.search(rb"(?:vi|ex)(?:m[<=>]?[0-9]*)?:", text, re.I)
+                                                         and re.search(rb"(?:ft|filetype|syntax)[ \t]*=", text, re.I)))
+    assert linguist._may_hold_modeline(text) == old == may
