@@ -32,10 +32,20 @@ def project() -> dict:
 def test_entrypoint_runs_curate_in_the_shipped_working_dir():
     job = rayjob()
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
-    assert job["spec"]["entrypoint"].endswith("python -m curate.cli run recipes/lemur.yaml --workdir /shared/lemur")
+    assert job["spec"]["entrypoint"] == "python -m curate.cli run recipes/lemur.yaml --workdir s3://my-bucket/runs/lemur"
     env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
     assert env["working_dir"].endswith(".zip") and (ROOT / "recipes/lemur.yaml").is_file()
-    assert env["env_vars"]["CURATE_HOME"].startswith("/shared/")  # on the volume every pod mounts
+
+
+def test_every_pod_reaches_the_bucket_as_a_service_account_and_mounts_nothing():
+    """The work directory is in a bucket: no shared volume, credentials from the pods' service account."""
+    job = rayjob()["spec"]
+    pods = [job["submitterPodTemplate"], job["rayClusterSpec"]["headGroupSpec"]["template"],
+            *[g["template"] for g in job["rayClusterSpec"]["workerGroupSpecs"]]]
+    for pod in pods:
+        assert pod["spec"]["serviceAccountName"] == "curate-s3"
+        assert "volumes" not in pod["spec"]
+        assert all("volumeMounts" not in c for c in pod["spec"]["containers"])
 
 
 def test_runtime_env_pip_is_the_projects_dependencies_but_ray():
