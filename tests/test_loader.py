@@ -77,6 +77,29 @@ def test_order_is_pinned():
     assert windows == [[2, 3, 1, 0, 4], [7, 5, 6, 8]]
 
 
+PINNED = [  # (loader arguments, DataLoader worker split, resumed global position) -> indices, in order
+    (dict(seed=3), None, None,
+     [7, 17, 10, 9, 12, 18, 13, 15, 14, 8, 20, 16, 11, 19, 28, 38, 30, 32, 37, 25, 27, 31, 36, 33, 29, 26, 34, 35,
+      4, 23, 2, 21, 6, 5, 0, 22, 3, 1, 24]),
+    (dict(seed=3, window=3, rank=1, world_size=3), None, None, [35, 9, 18, 38, 14, 8, 11, 28, 0, 27, 1, 21, 6]),
+    (dict(seed=7, epoch=1, window=1, rank=0, world_size=2), None, None,
+     [9, 11, 10, 0, 5, 6, 13, 20, 14, 15, 12, 30, 25, 29, 38, 35, 32, 33, 21, 24]),
+    (dict(shuffle=False, rank=1, world_size=2), None, None, list(range(1, N, 2))),
+    (dict(seed=9, rank=1, world_size=2), (1, 2, 2), None, [7, 29, 22, 20, 13, 12, 4, 31, 6]),
+    (dict(seed=5, rank=1, world_size=2, epoch=2), None, 11, [19, 11, 7, 9, 17, 15, 5, 38, 35, 6, 31, 36, 37, 33]),
+]
+
+
+@pytest.mark.parametrize("kw,split,position,want", PINNED)
+def test_item_order_is_pinned(packed, kw, split, position, want):
+    """Known answers recorded from the loader before its reading was vectorised: what a rank (or a
+    DataLoader worker of it, or a resumed rank) yields, in order, must never change for the same arguments."""
+    data = load(packed, **kw)
+    if position is not None:
+        data.load_state_dict({**data.state_dict(0), "position": position})
+    assert indices(data if split is None else data.worker_split(*split)) == want
+
+
 def test_window_bounds_what_is_read_together(packed, monkeypatch):
     """A window's sequences come from at most `window` shards; every shard is read once per epoch and rank,
     and verified on its first read only."""
