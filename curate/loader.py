@@ -29,6 +29,7 @@ from curate.epoch_order import EpochOrder, rank_count, rank_positions
 from curate.errors import CurateError
 from curate.shard_reader import Rows, ShardSet
 from curate.stores import LocalStore
+from curate.window_rows import batches, block, locate
 
 STATE_FORMAT = "curate-loader/1"
 
@@ -127,6 +128,24 @@ class PackedShards:
                        "doc_starts": starts[a:b], "index": g}
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
+    def batches(self, batch_size: int) -> Iterator[dict]:
+        """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
+        batch of the rank's epoch may be shorter), each batch a dict of arrays: `input_ids` (b, seq_len),
+        contiguous, the shard's dtype, the batch's own copy; `index` (b,) int64; `doc_offsets` (b + 1,)
+        int64: sequence i's pieces are entries doc_offsets[i]:doc_offsets[i + 1] of the flat `doc_ids`
+        (object array of str), `doc_lengths` (int32) and `doc_starts` (bool). The resume state counts the
+        sequences of the batches yielded, as iterating does; afterwards the next epoch begins."""
+        if batch_size < 1:
+            raise LoaderError(f"batch_size must be at least 1, got {batch_size}")
+        state = self.state_dict()
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._origin, self._consumed = self.position, 0
+        for batch in batches((block(*plan, rows) for plan, rows in self._windows(self.order())), batch_size,
+                             self.seq_len):
+            self._consumed += len(batch["index"])
+            yield batch
+        self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
+
     def _plans(self, order: EpochOrder) -> Iterator[tuple]:
         """Per window this rank has positions in: the global indices of its sequences there, in its order, with
         their shard and row."""
@@ -192,18 +211,7 @@ class PackedShards:
 def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
     """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
     rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
-    chunks, chunk_of, place = [], np.empty(len(seqs), np.int64), np.empty(len(seqs), np.int64)
-    for s, got in rows.items():
-        mine = shard == s
-        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
-        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
-            slot = row[mine] - held[0]
-        else:
-            slot = np.searchsorted(held, row[mine])
-        starts = np.cumsum([0] + [len(c) for c in got])
-        c = np.searchsorted(starts, slot, side="right") - 1
-        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
-        chunks += got
+    chunks, chunk_of, place = locate(shard, row, rows)
     views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
     counts = range(consumed + 1, consumed + 1 + len(seqs))
     return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())

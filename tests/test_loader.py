@@ -300,6 +300,8 @@ def test_s3_destination(packed, s3):
         remote = [indices(PackedShards(dest, rank=r, world_size=world_size, seed=4, endpoint_url=endpoint))
                   for r in range(world_size)]
         assert remote == uninterrupted(packed, world_size, seed=4)
+    by_batch = PackedShards(dest, rank=1, world_size=2, seed=4, endpoint_url=endpoint).batches(4)
+    assert [int(i) for b in by_batch for i in b["index"]] == uninterrupted(packed, 2, seed=4)[1]
     key = "ds/shards/shard-00003.arrow"
     body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[-200] ^= 0xFF
@@ -318,3 +320,45 @@ def test_loader_needs_no_ray_engine_or_torch():
             "sys.exit(str(bad) if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("kw", [dict(seed=3), dict(seed=3, window=3, rank=1, world_size=3), dict(shuffle=False),
+                                dict(seed=7, epoch=1, window=1, rank=0, world_size=2),
+                                dict(seed=2, rank=3, world_size=4, prefetch=True)])
+@pytest.mark.parametrize("size", [1, 4, 7, 64])
+def test_batches_are_the_items_in_order(packed, kw, size):
+    """`batches(b)` yields exactly the items of an iteration, in order, b at a time (the last one shorter):
+    the same token rows, document pieces and indices; the batch's input_ids are one contiguous array."""
+    items = list(load(packed, **kw))
+    got = list(load(packed, **kw).batches(size))
+    assert [len(b["index"]) for b in got] == [min(size, len(items) - i) for i in range(0, len(items), size)]
+    flat = []
+    for b in got:
+        assert b["input_ids"].flags["C_CONTIGUOUS"] and b["input_ids"].shape == (len(b["index"]), packed.seq_len)
+        assert b["input_ids"].dtype == np.uint16 and b["doc_offsets"][0] == 0
+        for i in range(len(b["index"])):
+            p, q = b["doc_offsets"][i], b["doc_offsets"][i + 1]
+            flat.append((int(b["index"][i]), b["input_ids"][i].tolist(), b["doc_ids"][p:q].tolist(),
+                         b["doc_lengths"][p:q].tolist(), b["doc_starts"][p:q].tolist()))
+    assert flat == [(x["index"], x["input_ids"].tolist(), x["doc_ids"], x["doc_lengths"].tolist(),
+                     x["doc_starts"].tolist()) for x in items]
+
+
+def test_batches_resume_and_continue(packed):
+    """The state after some batches resumes with the next sequence, by batches or by items, at another world
+    size too; after the epoch the next one begins."""
+    data = load(packed, seed=4, rank=1, world_size=2)
+    share = indices(load(packed, seed=4, rank=1, world_size=2))
+    it = data.batches(3)
+    first = [int(i) for _ in range(2) for i in next(it)["index"]]
+    state = data.state_dict()
+    assert first == share[:6] and state["position"] == 12
+    resumed = load(packed, seed=4, rank=1, world_size=2)
+    resumed.load_state_dict(state)
+    assert [int(i) for b in resumed.batches(5) for i in b["index"]] == share[6:] and resumed.epoch == 1
+    whole = indices(load(packed, seed=4))
+    one = load(packed, seed=4)
+    one.load_state_dict(state)
+    assert indices(one) == whole[12:]
+    with pytest.raises(LoaderError, match="batch_size"):
+        next(load(packed).batches(0))
