@@ -39,33 +39,50 @@ def locate(shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> t
 
 @dataclass
 class Block:
-    """Consecutive sequences of a rank: token row views, and the piece columns flat with `offsets`."""
+    """A window's sequences in the rank's order: token row views and where they are, the piece columns flat
+    with `offsets`, global indices."""
 
-    rows: list[np.ndarray]  # input_ids of each sequence (views of what was read)
-    offsets: np.ndarray  # int64, len(rows) + 1, into the flat piece columns
+    rows: list[np.ndarray] | None  # input_ids of each sequence (views of the chunks read), when made ahead
+    chunks: list[np.ndarray]  # the chunks' input_ids (2-D)
+    chunk_of: list[int]  # per sequence: its chunk
+    place: list[int]  # per sequence: its row in the chunk
+    run: list[int]  # per sequence: where the run of rows consecutive in one chunk that ends with it began
+    offsets: list[int]  # len(rows) + 1, into the flat piece columns
     doc_ids: np.ndarray  # object (str)
     doc_lengths: np.ndarray  # int32
     doc_starts: np.ndarray  # bool
     index: np.ndarray  # int64, global indices
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.index)
 
-    def cut(self, a: int, b: int) -> Block:
-        p, q = int(self.offsets[a]), int(self.offsets[b])
-        return Block(self.rows[a:b], self.offsets[a:b + 1] - p, self.doc_ids[p:q], self.doc_lengths[p:q],
-                     self.doc_starts[p:q], self.index[a:b])
+    def tokens(self, a: int, b: int, seq_len: int) -> np.ndarray:
+        """input_ids of sequences a..b-1: a view of their chunk when they are consecutive rows of one (as
+        without shuffling), else one copy into a contiguous array; read-only either way."""
+        if self.run[b - 1] <= a:
+            return self.chunks[self.chunk_of[a]][self.place[a]:self.place[a] + b - a]
+        rows = self.rows[a:b] if self.rows is not None else [
+            self.chunks[c][k] for c, k in zip(self.chunk_of[a:b], self.place[a:b])]
+        out = np.concatenate(rows).reshape(b - a, seq_len)
+        out.flags.writeable = False
+        return out
 
-    def join(self, other: Block) -> Block:
-        return Block(self.rows + other.rows, np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]),
-                     np.concatenate([self.doc_ids, other.doc_ids]), np.concatenate([self.doc_lengths, other.doc_lengths]),
-                     np.concatenate([self.doc_starts, other.doc_starts]), np.concatenate([self.index, other.index]))
+    def batch(self, a: int, b: int, seq_len: int) -> dict:
+        p, q = self.offsets[a], self.offsets[b]
+        return {"input_ids": self.tokens(a, b, seq_len), "doc_offsets": np.array(self.offsets[a:b + 1]) - p,
+                "doc_ids": self.doc_ids[p:q], "doc_lengths": self.doc_lengths[p:q], "doc_starts": self.doc_starts[p:q],
+                "index": self.index[a:b]}
 
-    def batch(self, seq_len: int) -> dict:
-        """The batch's dict; `input_ids` is the one copy of its tokens, contiguous."""
-        return {"input_ids": np.concatenate(self.rows).reshape(len(self.rows), seq_len), "doc_offsets": self.offsets,
-                "doc_ids": self.doc_ids, "doc_lengths": self.doc_lengths, "doc_starts": self.doc_starts,
-                "index": self.index}
+
+def _joined(parts: list[dict], seq_len: int) -> dict:
+    """One batch from the batches of consecutive windows' ends (a batch that spans windows): a copy."""
+    ends = np.cumsum([0] + [int(p["doc_offsets"][-1]) for p in parts[:-1]])
+    out = {"input_ids": np.concatenate([p["input_ids"] for p in parts]),
+           "doc_offsets": np.concatenate([[0]] + [p["doc_offsets"][1:] + e for p, e in zip(parts, ends)])}
+    out["input_ids"].flags.writeable = False
+    for key in ("doc_ids", "doc_lengths", "doc_starts", "index"):
+        out[key] = np.concatenate([p[key] for p in parts])
+    return out
 
 
 def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> Block:
@@ -78,7 +95,15 @@ def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     begin, count = bounds[slot], bounds[slot + 1] - bounds[slot]
     offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
     pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
-    return Block(_rows(chunks, chunk_of, place), offsets, np.concatenate([c.doc_ids for c in chunks])[pieces],
+    n = len(seqs)
+    follows = np.zeros(n, bool)
+    follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
+    run = np.maximum.accumulate(np.where(follows, 0, np.arange(n)))
+    # row views made ahead (in C) pay when most batches are copies, i.e. when runs are short (shuffled);
+    # batches that are one run are views of their chunk and need none
+    views = _rows(chunks, chunk_of, place) if 8 * (n - int(follows.sum())) > n else None
+    return Block(views, [c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(),
+                 run.tolist(), offsets.tolist(), np.concatenate([c.doc_ids for c in chunks])[pieces],
                  np.concatenate([c.doc_lengths for c in chunks])[pieces],
                  np.concatenate([c.doc_starts for c in chunks])[pieces], seqs.astype(np.int64))
 
@@ -98,21 +123,22 @@ def _rows(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> list[n
 
 def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
     """The blocks' sequences, in order, `size` at a time (the last batch may be shorter); a batch may span
-    two blocks."""
-    held = None
+    two blocks or more."""
+    held: list[dict] = []  # the start of a batch that continues in the next block
     for b in blocks:
         start = 0
-        if held is not None:
-            start = min(size - len(held), len(b))
-            held = held.join(b.cut(0, start))
-            if len(held) < size:
+        if held:
+            start = min(size - sum(len(h["index"]) for h in held), len(b))
+            held.append(b.batch(0, start, seq_len))
+            if start < len(b) or sum(len(h["index"]) for h in held) == size:
+                yield _joined(held, seq_len)
+                held = []
+            else:
                 continue
-            yield held.batch(seq_len)
-            held = None
         full = start + (len(b) - start) // size * size
         for a in range(start, full, size):
-            yield b.cut(a, a + size).batch(seq_len)
+            yield b.batch(a, a + size, seq_len)
         if full < len(b):
-            held = b.cut(full, len(b))
-    if held is not None:
-        yield held.batch(seq_len)
+            held = [b.batch(full, len(b), seq_len)]
+    if held:
+        yield _joined(held, seq_len)

@@ -81,6 +81,100 @@ def pyarrow_items(open_stream, manifest: dict):
                 index += 1
 
 
+def _arrow_block(table, seq_len: int, first: int) -> dict:
+    """A table (or record batch) of sequences as numpy: token rows (a view), flat piece columns with offsets."""
+    import pyarrow.compute as pc
+
+    lengths = table.column("doc_lengths")
+    offsets = (lengths.offsets if isinstance(lengths, pa.Array) else lengths.combine_chunks().offsets).to_numpy()
+    flat = {k: pc.list_flatten(table.column(k)) for k in ("input_ids", "doc_ids", "doc_lengths", "doc_starts")}
+    flat = {k: (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v).to_numpy(zero_copy_only=False)
+            for k, v in flat.items()}
+    return {"input_ids": flat["input_ids"].reshape(-1, seq_len), "doc_offsets": offsets - offsets[0],
+            "doc_ids": flat["doc_ids"], "doc_lengths": flat["doc_lengths"], "doc_starts": flat["doc_starts"],
+            "index": np.arange(first, first + table.num_rows, dtype=np.int64)}
+
+
+def _cut(block: dict, a: int, b: int) -> dict:
+    p, q = block["doc_offsets"][a], block["doc_offsets"][b]
+    return {"input_ids": block["input_ids"][a:b], "doc_offsets": block["doc_offsets"][a:b + 1] - p,
+            **{k: block[k][p:q] for k in ("doc_ids", "doc_lengths", "doc_starts")}, "index": block["index"][a:b]}
+
+
+def _join(x: dict, y: dict) -> dict:
+    return {"input_ids": np.concatenate([x["input_ids"], y["input_ids"]]),
+            "doc_offsets": np.concatenate([x["doc_offsets"], y["doc_offsets"][1:] + x["doc_offsets"][-1]]),
+            **{k: np.concatenate([x[k], y[k]]) for k in ("doc_ids", "doc_lengths", "doc_starts", "index")}}
+
+
+def _in_batches(blocks, size: int):
+    """Consecutive blocks' sequences `size` at a time; a batch that spans two blocks is joined (a copy)."""
+    held = None
+    for block in blocks:
+        n, start = len(block["index"]), 0
+        if held is not None:
+            start = min(size - len(held["index"]), n)
+            held = _join(held, _cut(block, 0, start))
+            if len(held["index"]) < size:
+                continue
+            yield held
+            held = None
+        full = start + (n - start) // size * size
+        for a in range(start, full, size):
+            yield _cut(block, a, a + size)
+        held = _cut(block, full, n) if full < n else None
+    if held is not None:
+        yield held
+
+
+def pyarrow_batches(open_stream, manifest: dict, size: int):
+    """The baseline in batches, file order: every record batch's columns as numpy (token rows are a view
+    of the file), cut into batches of `size` (views; a batch spanning two record batches is a copy)."""
+    def blocks():
+        first = 0
+        for entry in manifest["shards"]:
+            for batch in open_stream(entry["file"]):
+                yield _arrow_block(batch, manifest["seq_len"], first)
+                first += batch.num_rows
+    return _in_batches(blocks(), size)
+
+
+def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, window: int):
+    """The baseline in batches, in the loader's order: per window of shards (the loader's windows), the
+    shards read whole with pyarrow, put in the loader's order by `Table.take` (pyarrow has no seeded
+    shard-aware shuffle of its own, so it is handed the loader's permutation: `EpochOrder`, pure numpy),
+    then cut into batches of `size` as in file order."""
+    from curate.epoch_order import EpochOrder
+
+    order = EpochOrder(tuple(e["sequences"] for e in manifest["shards"]), seed, 0, True, window)
+    offsets = order.offsets
+
+    def blocks():
+        for w, shards in enumerate(order.windows()):
+            table = pa.Table.from_batches([b for s in shards.tolist() for b in open_stream(manifest["shards"][s]["file"])])
+            local = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in shards.tolist()])
+            seqs = order.window_sequences(w)
+            rows = np.empty(int(local.max()) + 1, np.int64)
+            rows[local] = np.arange(len(local))
+            block = _arrow_block(table.take(pa.array(rows[seqs])), manifest["seq_len"], 0)
+            block["index"] = seqs
+            yield block
+    return _in_batches(blocks(), size)
+
+
+def _consume(batches) -> int:
+    """What a trainer does with a batch at the least: its tokens copied once (to a staging buffer, as for
+    a host-to-device copy), so every token byte is read on both sides."""
+    n, staging = 0, None
+    for batch in batches:
+        ids = batch["input_ids"]
+        if staging is None or staging.shape[0] < ids.shape[0]:
+            staging = np.empty_like(ids)
+        np.copyto(staging[: ids.shape[0]], ids)
+        n += ids.shape[0]
+    return n
+
+
 def _drain(items) -> int:
     n = 0
     for item in items:
