@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from curate import window_rows
 from curate.epoch_order import EpochOrder, rank_count, rank_positions
 from curate.errors import CurateError
 from curate.shard_reader import Rows, ShardSet
 from curate.stores import LocalStore
-from curate.window_rows import batches, block, locate
 
 STATE_FORMAT = "curate-loader/1"
 
@@ -118,13 +118,15 @@ class PackedShards:
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
         for plan, rows in self._windows(self.order()):
-            views, items = _placement(*plan, rows, self._consumed)
-            # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
-            for n, g, c, k in items:
-                ids, doc_ids, lengths, starts, off = views[c]
-                a, b = off[k], off[k + 1]
+            # per window, everything is first put in this rank's order by whole-array gathers (`block`), so
+            # that the per-sequence loop, the hot path, walks its arrays in order instead of jumping between
+            # the chunks read (cache misses that grow with the window); it only slices and builds the dict
+            got = window_rows.block(*plan, rows, views=True)
+            doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
+            first = self._consumed + 1
+            for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
                 self._consumed = n
-                yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
+                yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b],
                        "doc_starts": starts[a:b], "index": g}
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
@@ -140,8 +142,8 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
-        for batch in batches((block(*plan, rows) for plan, rows in self._windows(self.order())), batch_size,
-                             self.seq_len):
+        blocks = (window_rows.block(*plan, rows) for plan, rows in self._windows(self.order()))
+        for batch in window_rows.batches(blocks, batch_size, self.seq_len):
             self._consumed += len(batch["index"])
             yield batch
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
@@ -164,7 +166,8 @@ class PackedShards:
 
     def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
-        by_shard = np.lexsort((row, shard))  # rows ascending within each shard (distinct: once per epoch)
+        # rows ascending within each shard (distinct: once per epoch); one int64 key sorts faster than lexsort
+        by_shard = np.argsort((shard.astype(np.int64) << 32) | row)
         shards, rows_sorted = shard[by_shard], row[by_shard]
         cuts = np.flatnonzero(np.diff(shards)) + 1
         for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
@@ -211,7 +214,7 @@ class PackedShards:
 def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
     """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
     rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
-    chunks, chunk_of, place = locate(shard, row, rows)
+    chunks, chunk_of, place = window_rows.locate(shard, row, rows)
     views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
     counts = range(consumed + 1, consumed + 1 + len(seqs))
     return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())

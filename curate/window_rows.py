@@ -43,11 +43,12 @@ class Block:
     with `offsets`, global indices."""
 
     rows: list[np.ndarray] | None  # input_ids of each sequence (views of the chunks read), when made ahead
+    gathered: np.ndarray | None  # or all of them copied into one (n, seq_len) array, for short sequences
     chunks: list[np.ndarray]  # the chunks' input_ids (2-D)
-    chunk_of: list[int]  # per sequence: its chunk
-    place: list[int]  # per sequence: its row in the chunk
-    run: list[int]  # per sequence: where the run of rows consecutive in one chunk that ends with it began
-    offsets: list[int]  # len(rows) + 1, into the flat piece columns
+    chunk_of: list[int] | None  # per sequence: its chunk (None when gathered)
+    place: list[int] | None  # per sequence: its row in the chunk
+    run: list[int] | None  # per sequence: where the run of rows consecutive in one chunk that ends with it began
+    offsets: np.ndarray  # int64, len(rows) + 1, into the flat piece columns
     doc_ids: np.ndarray  # object (str)
     doc_lengths: np.ndarray  # int32
     doc_starts: np.ndarray  # bool
@@ -57,8 +58,11 @@ class Block:
         return len(self.index)
 
     def tokens(self, a: int, b: int, seq_len: int) -> np.ndarray:
-        """input_ids of sequences a..b-1: a view of their chunk when they are consecutive rows of one (as
-        without shuffling), else one copy into a contiguous array; read-only either way."""
+        """input_ids of sequences a..b-1: a view of the window's gathered rows (short sequences), of their
+        chunk when they are consecutive rows of one (as without shuffling), else one copy into a contiguous
+        array; read-only in every case."""
+        if self.gathered is not None:
+            return self.gathered[a:b]
         if self.run[b - 1] <= a:
             return self.chunks[self.chunk_of[a]][self.place[a]:self.place[a] + b - a]
         rows = self.rows[a:b] if self.rows is not None else [
@@ -68,8 +72,8 @@ class Block:
         return out
 
     def batch(self, a: int, b: int, seq_len: int) -> dict:
-        p, q = self.offsets[a], self.offsets[b]
-        return {"input_ids": self.tokens(a, b, seq_len), "doc_offsets": np.array(self.offsets[a:b + 1]) - p,
+        p, q = int(self.offsets[a]), int(self.offsets[b])
+        return {"input_ids": self.tokens(a, b, seq_len), "doc_offsets": self.offsets[a:b + 1] - p,
                 "doc_ids": self.doc_ids[p:q], "doc_lengths": self.doc_lengths[p:q], "doc_starts": self.doc_starts[p:q],
                 "index": self.index[a:b]}
 
@@ -85,8 +89,13 @@ def _joined(parts: list[dict], seq_len: int) -> dict:
     return out
 
 
-def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> Block:
-    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read."""
+GATHER_BELOW = 4096  # bytes per sequence under which a window's rows are gathered at once, not copied per batch
+
+
+def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], views: bool = False
+          ) -> Block:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read.
+    With `views`, every sequence gets its row (`Block.rows`), as iterating item by item needs."""
     chunks, chunk_of, place = locate(shard, row, rows)
     first = np.cumsum([0] + [len(c) for c in chunks])
     slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
@@ -95,17 +104,42 @@ def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     begin, count = bounds[slot], bounds[slot + 1] - bounds[slot]
     offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
     pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
+    doc_ids = np.concatenate([c.doc_ids for c in chunks])[pieces]
+    lengths = np.concatenate([c.doc_lengths for c in chunks])[pieces]
+    starts = np.concatenate([c.doc_starts for c in chunks])[pieces]
+    tokens = [c.input_ids for c in chunks]
+    if chunks[0].input_ids[0].nbytes < GATHER_BELOW:
+        # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
+        # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
+        gathered = _gathered(chunks, chunk_of, place)
+        return Block(list(gathered) if views else None, gathered, tokens, None, None, None, offsets, doc_ids, lengths,
+                     starts, seqs.astype(np.int64))
     n = len(seqs)
     follows = np.zeros(n, bool)
     follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
     run = np.maximum.accumulate(np.where(follows, 0, np.arange(n)))
     # row views made ahead (in C) pay when most batches are copies, i.e. when runs are short (shuffled);
     # batches that are one run are views of their chunk and need none
-    views = _rows(chunks, chunk_of, place) if 8 * (n - int(follows.sum())) > n else None
-    return Block(views, [c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(),
-                 run.tolist(), offsets.tolist(), np.concatenate([c.doc_ids for c in chunks])[pieces],
-                 np.concatenate([c.doc_lengths for c in chunks])[pieces],
-                 np.concatenate([c.doc_starts for c in chunks])[pieces], seqs.astype(np.int64))
+    row_views = _rows(chunks, chunk_of, place) if views or 8 * (n - int(follows.sum())) > n else None
+    return Block(row_views, None, tokens, chunk_of.tolist(), place.tolist(), run.tolist(), offsets, doc_ids, lengths,
+                 starts, seqs.astype(np.int64))
+
+
+def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """The sequences' rows copied into one read-only (n, seq_len) array in their order. When the rank takes
+    a third of the window's rows or more, the chunks are joined (sequential copies) and the rows taken in one
+    `np.take`; otherwise one fancy-indexed copy per chunk."""
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    if 3 * len(chunk_of) >= first[-1]:
+        out = np.take(np.concatenate([c.input_ids for c in chunks]), first[chunk_of] + place, axis=0)
+    else:
+        out = np.empty((len(chunk_of), chunks[0].input_ids.shape[1]), chunks[0].input_ids.dtype)
+        by_chunk = np.argsort(chunk_of, kind="stable")
+        for positions in np.split(by_chunk, np.flatnonzero(np.diff(chunk_of[by_chunk])) + 1):
+            if len(positions):
+                out[positions] = chunks[int(chunk_of[positions[0]])].input_ids[place[positions]]
+    out.flags.writeable = False
+    return out
 
 
 def _rows(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> list[np.ndarray]:

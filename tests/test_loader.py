@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curate import packed_attention as A
+from curate import window_rows
 from curate.epoch_order import EpochOrder
 from curate.loader import LoaderError, PackedShards
 from curate.shard_reader import ShardError, ShardSet
@@ -33,7 +34,7 @@ def load(packed, **kw) -> PackedShards:
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_ranks_see_every_sequence_once(packed, world_size, shuffle):
+def test_ranks_see_every_sequence_once(packed, world_size, shuffle, token_path):
     """The ranks' shares are disjoint, their union is every sequence of the epoch, their sizes differ by at
     most one, and each item is the shard's row (ids and boundaries) that its index names."""
     table = packed.sequences
@@ -90,8 +91,17 @@ PINNED = [  # (loader arguments, DataLoader worker split, resumed global positio
 ]
 
 
+@pytest.fixture(params=["gathered", "views"])
+def token_path(request, monkeypatch):
+    """Both ways a window's token rows are handed out: gathered into one array (short sequences, as these
+    test shards have), or as views of the record batches read (long sequences), forced here."""
+    if request.param == "views":
+        monkeypatch.setattr(window_rows, "GATHER_BELOW", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("kw,split,position,want", PINNED)
-def test_item_order_is_pinned(packed, kw, split, position, want):
+def test_item_order_is_pinned(packed, kw, split, position, want, token_path):
     """Known answers recorded from the loader before its reading was vectorised: what a rank (or a
     DataLoader worker of it, or a resumed rank) yields, in order, must never change for the same arguments."""
     data = load(packed, **kw)
@@ -326,7 +336,7 @@ def test_loader_needs_no_ray_engine_or_torch():
                                 dict(seed=7, epoch=1, window=1, rank=0, world_size=2),
                                 dict(seed=2, rank=3, world_size=4, prefetch=True)])
 @pytest.mark.parametrize("size", [1, 4, 7, 64])
-def test_batches_are_the_items_in_order(packed, kw, size):
+def test_batches_are_the_items_in_order(packed, kw, size, token_path):
     """`batches(b)` yields exactly the items of an iteration, in order, b at a time (the last one shorter):
     the same token rows, document pieces and indices; the batch's input_ids are one contiguous array."""
     items = list(load(packed, **kw))

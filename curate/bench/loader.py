@@ -1,11 +1,23 @@
 """Loader and export throughput on synthesized shards (written by the pack stage's own sequence builder).
 
-Baseline: the same Arrow IPC files read with pyarrow alone, shard after shard in manifest order, making
-the same per-sequence dict (`input_ids` row, `doc_ids`, `doc_lengths`, `doc_starts`, `index`). The loader
-does more: a seeded shard-aware shuffle, the rank split, and (first epoch) the sha256 of every shard.
-Local disk: memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in
-this process (so the server's work competes for the same GIL), against pyarrow's S3FileSystem.
-Modes are timed in interleaved rounds, best of REPEATS. Export: MB/s of shards read per format and unit.
+Two workloads, each against the same Arrow IPC files read with pyarrow alone (plus numpy):
+
+- one dict per sequence (`PackedShards` iterated): the baseline reads shard after shard in manifest order
+  and makes the same dict (`input_ids` row, `doc_ids`, `doc_lengths`, `doc_starts`, `index`); no token
+  byte is touched on either side (local rows are views of the memory-mapped files), so this measures the
+  per-sequence overhead.
+- batches of BATCH (`PackedShards.batches`): both sides hand out the same dict of arrays per batch
+  (`input_ids` (b, seq_len) contiguous, `doc_offsets`, flat `doc_ids` / `doc_lengths` / `doc_starts`,
+  `index`), and the consumer copies every batch's tokens once into a staging buffer (what a host-to-device
+  copy does), so every token byte is read on both sides. pyarrow in file order cuts each record batch's
+  columns into views; pyarrow in the loader's order reads each of the loader's windows of shards whole and
+  puts it in the loader's order with `Table.take` (pyarrow has no seeded shard-aware shuffle, so it is
+  handed the loader's permutation, computed by `curate.epoch_order`), then cuts the same way.
+
+The loader also does the rank split and (with verify, first epoch) the sha256 of every shard. Local disk:
+memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in this process
+(so the server's work competes for the same GIL), against pyarrow's S3FileSystem. Modes are timed in
+interleaved rounds, best of REPEATS. Export: MB/s of shards read per format and unit.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from curate.bench._harness import best_in_rounds
 
 SHARDS, SEQS, SEQ_LEN = 8, 1024, 4096  # 8 shards of 8 MB (uint16): 64 MB, 8192 sequences
 REPEATS = 5
+BATCH = 16  # sequences per batch in the batch modes (a per-rank micro-batch of 4,096-token sequences)
 LOCAL_PASSES = 10
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -187,8 +200,9 @@ def _passes(make, passes: int):
     return lambda: sum(_drain(make()) for _ in range(passes))
 
 
-def bench_local(workdir: Path) -> dict[str, float]:
-    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine."""
+def bench_local(workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine.
+    Per-item and batch modes are timed in the same interleaved rounds."""
     from curate.loader import PackedShards
 
     shards = workdir / "shards"
@@ -198,15 +212,29 @@ def bench_local(workdir: Path) -> dict[str, float]:
         with pa.memory_map(str(shards / name)) as source:
             yield from pa.ipc.open_stream(source)
 
-    times = best_in_rounds({
+    def batched(make):
+        return lambda: sum(_consume(make()) for _ in range(LOCAL_PASSES))
+
+    items = {
         "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), LOCAL_PASSES),
         "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), LOCAL_PASSES),
         "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), LOCAL_PASSES),
         "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), LOCAL_PASSES),
         "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
                                             LOCAL_PASSES),
-    }, REPEATS)
-    return {name: t / LOCAL_PASSES for name, t in times.items()}
+    }
+    batches = {
+        "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, BATCH)),
+        "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, BATCH, 0, 2)),
+        "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(BATCH)),
+        "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(BATCH)),
+        "loader, 2 ranks (rank 0)": batched(
+            lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(BATCH)),
+    }
+    times = best_in_rounds({**{f"items: {k}": f for k, f in items.items()},
+                            **{f"batches: {k}": f for k, f in batches.items()}}, REPEATS)
+    per_epoch = {name: t / LOCAL_PASSES for name, t in times.items()}
+    return ({k: per_epoch[f"items: {k}"] for k in items}, {k: per_epoch[f"batches: {k}"] for k in batches})
 
 
 def bench_s3(workdir: Path) -> dict[str, float]:
@@ -236,11 +264,20 @@ def bench_s3(workdir: Path) -> dict[str, float]:
             with fs.open_input_stream(f"bench/ds/shards/{name}") as fh:
                 yield from pa.ipc.open_stream(fh)
 
-        return best_in_rounds({
-            "pyarrow S3FileSystem": lambda: _drain(pyarrow_items(stream, manifest)),
-            "loader": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=False)),
-            "loader, verify": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=True)),
+        times = best_in_rounds({
+            "items: pyarrow S3FileSystem": lambda: _drain(pyarrow_items(stream, manifest)),
+            "items: loader": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=False)),
+            "items: loader, verify": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=True)),
+            "batches: pyarrow S3FileSystem, file order": lambda: _consume(pyarrow_batches(stream, manifest, BATCH)),
+            "batches: pyarrow S3FileSystem, loader's order":
+                lambda: _consume(pyarrow_shuffled_batches(stream, manifest, BATCH, 0, 2)),
+            "batches: loader": lambda: _consume(PackedShards(dest, seed=0, endpoint_url=endpoint,
+                                                             verify=False).batches(BATCH)),
+            "batches: loader, verify": lambda: _consume(PackedShards(dest, seed=0, endpoint_url=endpoint,
+                                                                     verify=True).batches(BATCH)),
         }, REPEATS)
+        return ({k[7:]: t for k, t in times.items() if k.startswith("items: ")},
+                {k[9:]: t for k, t in times.items() if k.startswith("batches: ")})
     finally:
         server.stop()
 
@@ -285,14 +322,23 @@ def check_megatron_core(workdir: Path, out: Path) -> str:
     return f"megatron-core {megatron.core.__version__} IndexedDataset reads the export: " + "; ".join(lines)
 
 
-def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None) -> None:
-    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences."""
+def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None,
+           same_order: dict[str, str] | None = None) -> None:
+    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences. `same_order` names,
+    per mode, the pyarrow mode that delivers the same order, for a second ratio."""
     print(title)
-    print(f"{'mode':<30}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}" + (f"{'vs ' + base.split()[0]:>12}" if base else ""))
+    head = f"{'mode':<40}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
+    head += f"{'vs ' + base:>24}" if base else ""
+    head += f"{'vs same order':>15}" if same_order else ""
+    print(head)
     for name, t in times.items():
         share = 0.5 if "2 ranks" in name else 1.0
-        ratio = f"{times[base] / t * share:>11.2f}x" if base else ""
-        print(f"{name:<30}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}{ratio}")
+        line = f"{name:<40}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
+        line += f"{times[base] / t * share:>23.2f}x" if base else ""
+        if same_order:
+            other = same_order.get(name)
+            line += f"{times[other] / t * share:>14.2f}x" if other else f"{'':>15}"
+        print(line)
 
 
 def main() -> None:
@@ -308,10 +354,19 @@ def main() -> None:
             n = sum(s["sequences"] for s in manifest["shards"])
             print(f"loader: {SHARDS} shards, {n} sequences of {SEQ_LEN} (uint16), {mb:.0f} MB "
                   f"(written in {time.perf_counter() - started:.1f}s); best of {REPEATS}, interleaved rounds")
-            _table("local disk (memory-mapped, page cache warm)", bench_local(workdir), mb, n, "pyarrow")
+            items, batches = bench_local(workdir)
+            _table("local disk (memory-mapped, page cache warm), one dict per sequence", items, mb, n, "pyarrow")
+            _table(f"local disk, batches of {BATCH} (tokens copied once by the consumer)", batches, mb, n,
+                   "pyarrow, file order", {"loader": "pyarrow, loader's order",
+                                           "loader, no shuffle": "pyarrow, file order"})
             only = sys.argv[2:] if len(sys.argv) > 2 else []
             if "no-s3" not in only:
-                _table("loopback S3 (moto in this process)", bench_s3(workdir), mb, n, "pyarrow S3FileSystem")
+                items, batches = bench_s3(workdir)
+                _table("loopback S3 (moto in this process), one dict per sequence", items, mb, n,
+                       "pyarrow S3FileSystem")
+                _table(f"loopback S3, batches of {BATCH}", batches, mb, n, "pyarrow S3FileSystem, file order",
+                       {"loader": "pyarrow S3FileSystem, loader's order",
+                        "loader, verify": "pyarrow S3FileSystem, loader's order"})
             (Path(tmp) / "out").mkdir()
             _table("export (local disk; MB/s of shards read)", bench_export(workdir, Path(tmp) / "out"), mb, n, None)
             print(check_megatron_core(workdir, Path(tmp) / "out"))
