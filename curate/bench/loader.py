@@ -200,9 +200,10 @@ def _passes(make, passes: int):
     return lambda: sum(_drain(make()) for _ in range(passes))
 
 
-def bench_local(workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine.
-    Per-item and batch modes are timed in the same interleaved rounds."""
+def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, repeats: int = REPEATS
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Each timing is `passes` epochs (LOCAL_PASSES by default: one epoch of the default data takes ~10 ms,
+    too short to time on a shared machine). Per-item and batch modes are timed in the same interleaved rounds."""
     from curate.loader import PackedShards
 
     shards = workdir / "shards"
@@ -213,27 +214,27 @@ def bench_local(workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
             yield from pa.ipc.open_stream(source)
 
     def batched(make):
-        return lambda: sum(_consume(make()) for _ in range(LOCAL_PASSES))
+        return lambda: sum(_consume(make()) for _ in range(passes))
 
     items = {
-        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), LOCAL_PASSES),
-        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), LOCAL_PASSES),
-        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), LOCAL_PASSES),
-        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), LOCAL_PASSES),
+        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), passes),
+        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), passes),
+        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), passes),
+        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), passes),
         "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
-                                            LOCAL_PASSES),
+                                            passes),
     }
     batches = {
-        "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, BATCH)),
-        "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, BATCH, 0, 2)),
-        "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(BATCH)),
-        "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(BATCH)),
+        "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, batch)),
+        "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2)),
+        "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(batch)),
+        "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(batch)),
         "loader, 2 ranks (rank 0)": batched(
-            lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(BATCH)),
+            lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(batch)),
     }
     times = best_in_rounds({**{f"items: {k}": f for k, f in items.items()},
-                            **{f"batches: {k}": f for k, f in batches.items()}}, REPEATS)
-    per_epoch = {name: t / LOCAL_PASSES for name, t in times.items()}
+                            **{f"batches: {k}": f for k, f in batches.items()}}, repeats)
+    per_epoch = {name: t / passes for name, t in times.items()}
     return ({k: per_epoch[f"items: {k}"] for k in items}, {k: per_epoch[f"batches: {k}"] for k in batches})
 
 
@@ -341,12 +342,30 @@ def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | N
         print(line)
 
 
+def bench_short(tmp: Path) -> None:
+    """`loader short`: many short sequences (8 shards of 131,072 sequences of 64 tokens, 1,048,576 in all),
+    where per-sequence and per-window work weigh most; one epoch per timing, batches of 256, best of 3."""
+    started = time.perf_counter()
+    workdir = write_shards(tmp / "short", shards=8, seqs=131072, seq_len=64)
+    manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
+    mb, n = sum(s["bytes"] for s in manifest["shards"]) / 1e6, sum(s["sequences"] for s in manifest["shards"])
+    print(f"loader short: 8 shards, {n} sequences of 64 (uint16), {mb:.0f} MB "
+          f"(written in {time.perf_counter() - started:.1f}s); best of 3, interleaved rounds")
+    items, batches = bench_local(workdir, passes=1, batch=256, repeats=3)
+    _table("local disk, one dict per sequence", items, mb, n, "pyarrow")
+    _table("local disk, batches of 256 (tokens copied once by the consumer)", batches, mb, n, "pyarrow, file order",
+           {"loader": "pyarrow, loader's order", "loader, no shuffle": "pyarrow, file order"})
+
+
 def main() -> None:
     logging.getLogger("curate.export").setLevel(logging.WARNING)
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
     try:
         with tempfile.TemporaryDirectory(prefix="curate-bench-loader-") as tmp:
+            only = sys.argv[2:] if len(sys.argv) > 2 else []
+            if "short" in only:
+                return bench_short(Path(tmp))
             started = time.perf_counter()
             workdir = write_shards(Path(tmp) / "work")
             manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
@@ -359,7 +378,6 @@ def main() -> None:
             _table(f"local disk, batches of {BATCH} (tokens copied once by the consumer)", batches, mb, n,
                    "pyarrow, file order", {"loader": "pyarrow, loader's order",
                                            "loader, no shuffle": "pyarrow, file order"})
-            only = sys.argv[2:] if len(sys.argv) > 2 else []
             if "no-s3" not in only:
                 items, batches = bench_s3(workdir)
                 _table("loopback S3 (moto in this process), one dict per sequence", items, mb, n,
