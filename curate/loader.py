@@ -117,18 +117,35 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
+        short = self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
-            # per window, everything is first put in this rank's order by whole-array gathers (`block`), so
-            # that the per-sequence loop, the hot path, walks its arrays in order instead of jumping between
-            # the chunks read (cache misses that grow with the window); it only slices and builds the dict
-            got = window_rows.block(*plan, rows, views=True)
-            doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
-            first = self._consumed + 1
-            for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
-                self._consumed = n
-                yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b],
-                       "doc_starts": starts[a:b], "index": g}
+            yield from (self._in_order if short else self._in_place)(plan, rows)
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
+
+    def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
+        """A window's items when sequences are short: everything first put in this rank's order by
+        whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
+        instead of jumping between the chunks read (cache misses that grow with the window: `python -m
+        curate.bench loader short`)."""
+        got = window_rows.block(*plan, rows, views=True)
+        doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
+        first = self._consumed + 1
+        for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
+            self._consumed = n
+            yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
+                   "index": g}
+
+    def _in_place(self, plan: tuple, rows: dict) -> Iterator[dict]:
+        """A window's items when sequences are long (few per window): each one sliced where it was read, the
+        rows views of the record batches (gathering first costs more than it saves there)."""
+        views, items = _placement(*plan, rows, self._consumed)
+        # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
+        for n, g, c, k in items:
+            ids, doc_ids, lengths, starts, off = views[c]
+            a, b = off[k], off[k + 1]
+            self._consumed = n
+            yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
+                   "doc_starts": starts[a:b], "index": g}
 
     def batches(self, batch_size: int) -> Iterator[dict]:
         """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
