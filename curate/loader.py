@@ -117,9 +117,11 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
-        short = self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
+        # shuffled short sequences are gathered into order first; long ones, or any in the manifest's order
+        # (read in sequence anyway), are sliced where they were read
+        gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
-            yield from (self._in_order if short else self._in_place)(plan, rows)
+            yield from (self._in_order if gather else self._in_place)(plan, rows)
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
