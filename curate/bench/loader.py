@@ -363,7 +363,7 @@ def main() -> None:
     os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
     try:
         with tempfile.TemporaryDirectory(prefix="curate-bench-loader-") as tmp:
-            only = sys.argv[2:] if len(sys.argv) > 2 else []
+            only = [a for a in sys.argv[1:] if a in ("short", "no-s3")]  # python -m curate.bench.loader short
             if "short" in only:
                 return bench_short(Path(tmp))
             started = time.perf_counter()
