@@ -45,9 +45,9 @@ class Block:
     rows: list[np.ndarray] | None  # input_ids of each sequence (views of the chunks read), when made ahead
     gathered: np.ndarray | None  # or all of them copied into one (n, seq_len) array, for short sequences
     chunks: list[np.ndarray]  # the chunks' input_ids (2-D)
-    chunk_of: list[int] | None  # per sequence: its chunk (None when gathered)
-    place: list[int] | None  # per sequence: its row in the chunk
-    run: list[int] | None  # per sequence: where the run of rows consecutive in one chunk that ends with it began
+    chunk_of: np.ndarray  # per sequence: its chunk
+    place: np.ndarray  # per sequence: its row in the chunk
+    run: np.ndarray  # per sequence: where the run of rows consecutive in one chunk that ends with it began
     offsets: np.ndarray  # int64, len(rows) + 1, into the flat piece columns
     doc_ids: np.ndarray  # object (str)
     doc_lengths: np.ndarray  # int32
@@ -64,9 +64,10 @@ class Block:
         if self.gathered is not None:
             return self.gathered[a:b]
         if self.run[b - 1] <= a:
-            return self.chunks[self.chunk_of[a]][self.place[a]:self.place[a] + b - a]
+            k = int(self.place[a])
+            return self.chunks[int(self.chunk_of[a])][k:k + b - a]
         rows = self.rows[a:b] if self.rows is not None else [
-            self.chunks[c][k] for c, k in zip(self.chunk_of[a:b], self.place[a:b])]
+            self.chunks[c][k] for c, k in zip(self.chunk_of[a:b].tolist(), self.place[a:b].tolist())]
         out = np.concatenate(rows).reshape(b - a, seq_len)
         out.flags.writeable = False
         return out
@@ -107,22 +108,22 @@ def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     doc_ids = np.concatenate([c.doc_ids for c in chunks])[pieces]
     lengths = np.concatenate([c.doc_lengths for c in chunks])[pieces]
     starts = np.concatenate([c.doc_starts for c in chunks])[pieces]
-    tokens = [c.input_ids for c in chunks]
-    if chunks[0].input_ids[0].nbytes < GATHER_BELOW:
-        # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
-        # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
-        gathered = _gathered(chunks, chunk_of, place)
-        return Block(list(gathered) if views else None, gathered, tokens, None, None, None, offsets, doc_ids, lengths,
-                     starts, seqs.astype(np.int64))
-    n = len(seqs)
+    tokens, n = [c.input_ids for c in chunks], len(seqs)
     follows = np.zeros(n, bool)
     follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
     run = np.maximum.accumulate(np.where(follows, 0, np.arange(n)))
-    # row views made ahead (in C) pay when most batches are copies, i.e. when runs are short (shuffled);
-    # batches that are one run are views of their chunk and need none
-    row_views = _rows(chunks, chunk_of, place) if views or 8 * (n - int(follows.sum())) > n else None
-    return Block(row_views, None, tokens, chunk_of.tolist(), place.tolist(), run.tolist(), offsets, doc_ids, lengths,
-                 starts, seqs.astype(np.int64))
+    scattered = 8 * (n - int(follows.sum())) > n  # most batches will be copies (shuffled), not one run
+    if scattered and chunks[0].input_ids[0].nbytes < GATHER_BELOW:
+        # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
+        # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
+        gathered = _gathered(chunks, chunk_of, place)
+        row_views = list(gathered) if views else None
+    else:
+        # row views made ahead (in C) pay when most batches are copies; batches that are one run are views
+        # of their chunk and need none
+        gathered, row_views = None, _rows(chunks, chunk_of, place) if views or scattered else None
+    return Block(row_views, gathered, tokens, chunk_of, place, run, offsets, doc_ids, lengths, starts,
+                 seqs.astype(np.int64))
 
 
 def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:

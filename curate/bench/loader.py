@@ -343,7 +343,7 @@ def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | N
 
 
 def bench_short(tmp: Path) -> None:
-    """`loader short`: many short sequences (8 shards of 131,072 sequences of 64 tokens, 1,048,576 in all),
+    """`python -m curate.bench.loader short`: many short sequences (8 shards of 131,072 sequences of 64 tokens, 1,048,576 in all),
     where per-sequence and per-window work weigh most; one epoch per timing, batches of 256, best of 3."""
     started = time.perf_counter()
     workdir = write_shards(tmp / "short", shards=8, seqs=131072, seq_len=64)
