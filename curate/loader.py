@@ -125,10 +125,10 @@ class PackedShards:
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
-        """A window's items when sequences are short: everything first put in this rank's order by
-        whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
+        """A window's items when sequences are short and shuffled: everything first put in this rank's order
+        by whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
         instead of jumping between the chunks read (cache misses that grow with the window: `python -m
-        curate.bench loader short`)."""
+        curate.bench.loader short`)."""
         got = window_rows.block(*plan, rows, views=True)
         doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
         first = self._consumed + 1
@@ -152,7 +152,8 @@ class PackedShards:
     def batches(self, batch_size: int) -> Iterator[dict]:
         """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
         batch of the rank's epoch may be shorter), each batch a dict of arrays: `input_ids` (b, seq_len),
-        contiguous, the shard's dtype, the batch's own copy; `index` (b,) int64; `doc_offsets` (b + 1,)
+        contiguous, the shard's dtype, read-only (a view where its rows lie consecutively in what was read,
+        as without shuffling, else the batch's own copy); `index` (b,) int64; `doc_offsets` (b + 1,)
         int64: sequence i's pieces are entries doc_offsets[i]:doc_offsets[i + 1] of the flat `doc_ids`
         (object array of str), `doc_lengths` (int32) and `doc_starts` (bool). The resume state counts the
         sequences of the batches yielded, as iterating does; afterwards the next epoch begins."""
