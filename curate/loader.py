@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate import window_rows
 from curate.epoch_order import EpochOrder, rank_count, rank_positions
 from curate.errors import CurateError
 from curate.shard_reader import Rows, ShardSet
@@ -116,15 +117,55 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
+        # shuffled short sequences are gathered into order first; long ones, or any in the manifest's order
+        # (read in sequence anyway), are sliced where they were read
+        gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
-            views, items = _placement(*plan, rows, self._consumed)
-            # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
-            for n, g, c, k in items:
-                ids, doc_ids, lengths, starts, off = views[c]
-                a, b = off[k], off[k + 1]
-                self._consumed = n
-                yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
-                       "doc_starts": starts[a:b], "index": g}
+            yield from (self._in_order if gather else self._in_place)(plan, rows)
+        self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
+
+    def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
+        """A window's items when sequences are short and shuffled: everything first put in this rank's order
+        by whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
+        instead of jumping between the chunks read (cache misses that grow with the window: `python -m
+        curate.bench.loader short`)."""
+        got = window_rows.block(*plan, rows, views=True)
+        doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
+        first = self._consumed + 1
+        for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
+            self._consumed = n
+            yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
+                   "index": g}
+
+    def _in_place(self, plan: tuple, rows: dict) -> Iterator[dict]:
+        """A window's items when sequences are long (few per window): each one sliced where it was read, the
+        rows views of the record batches (gathering first costs more than it saves there)."""
+        views, items = _placement(*plan, rows, self._consumed)
+        # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
+        for n, g, c, k in items:
+            ids, doc_ids, lengths, starts, off = views[c]
+            a, b = off[k], off[k + 1]
+            self._consumed = n
+            yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
+                   "doc_starts": starts[a:b], "index": g}
+
+    def batches(self, batch_size: int) -> Iterator[dict]:
+        """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
+        batch of the rank's epoch may be shorter), each batch a dict of arrays: `input_ids` (b, seq_len),
+        contiguous, the shard's dtype, read-only (a view where its rows lie consecutively in what was read,
+        as without shuffling, else the batch's own copy); `index` (b,) int64; `doc_offsets` (b + 1,)
+        int64: sequence i's pieces are entries doc_offsets[i]:doc_offsets[i + 1] of the flat `doc_ids`
+        (object array of str), `doc_lengths` (int32) and `doc_starts` (bool). The resume state counts the
+        sequences of the batches yielded, as iterating does; afterwards the next epoch begins."""
+        if batch_size < 1:
+            raise LoaderError(f"batch_size must be at least 1, got {batch_size}")
+        state = self.state_dict()
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._origin, self._consumed = self.position, 0
+        blocks = (window_rows.block(*plan, rows) for plan, rows in self._windows(self.order()))
+        for batch in window_rows.batches(blocks, batch_size, self.seq_len):
+            self._consumed += len(batch["index"])
+            yield batch
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def _plans(self, order: EpochOrder) -> Iterator[tuple]:
@@ -145,7 +186,8 @@ class PackedShards:
 
     def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
-        by_shard = np.lexsort((row, shard))  # rows ascending within each shard (distinct: once per epoch)
+        # rows ascending within each shard (distinct: once per epoch); one int64 key sorts faster than lexsort
+        by_shard = np.argsort((shard.astype(np.int64) << 32) | row)
         shards, rows_sorted = shard[by_shard], row[by_shard]
         cuts = np.flatnonzero(np.diff(shards)) + 1
         for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
@@ -192,18 +234,7 @@ class PackedShards:
 def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
     """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
     rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
-    chunks, chunk_of, place = [], np.empty(len(seqs), np.int64), np.empty(len(seqs), np.int64)
-    for s, got in rows.items():
-        mine = shard == s
-        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
-        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
-            slot = row[mine] - held[0]
-        else:
-            slot = np.searchsorted(held, row[mine])
-        starts = np.cumsum([0] + [len(c) for c in got])
-        c = np.searchsorted(starts, slot, side="right") - 1
-        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
-        chunks += got
+    chunks, chunk_of, place = window_rows.locate(shard, row, rows)
     views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
     counts = range(consumed + 1, consumed + 1 + len(seqs))
     return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())

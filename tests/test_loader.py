@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curate import packed_attention as A
+from curate import window_rows
 from curate.epoch_order import EpochOrder
 from curate.loader import LoaderError, PackedShards
 from curate.shard_reader import ShardError, ShardSet
@@ -33,7 +34,7 @@ def load(packed, **kw) -> PackedShards:
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_ranks_see_every_sequence_once(packed, world_size, shuffle):
+def test_ranks_see_every_sequence_once(packed, world_size, shuffle, token_path):
     """The ranks' shares are disjoint, their union is every sequence of the epoch, their sizes differ by at
     most one, and each item is the shard's row (ids and boundaries) that its index names."""
     table = packed.sequences
@@ -75,6 +76,38 @@ def test_order_is_pinned():
     windows = [order.window_sequences(w).tolist() for w in range(len(order.windows()))]
     assert [w.tolist() for w in order.windows()] == [[1, 0], [2]]
     assert windows == [[2, 3, 1, 0, 4], [7, 5, 6, 8]]
+
+
+PINNED = [  # (loader arguments, DataLoader worker split, resumed global position) -> indices, in order
+    (dict(seed=3), None, None,
+     [7, 17, 10, 9, 12, 18, 13, 15, 14, 8, 20, 16, 11, 19, 28, 38, 30, 32, 37, 25, 27, 31, 36, 33, 29, 26, 34, 35,
+      4, 23, 2, 21, 6, 5, 0, 22, 3, 1, 24]),
+    (dict(seed=3, window=3, rank=1, world_size=3), None, None, [35, 9, 18, 38, 14, 8, 11, 28, 0, 27, 1, 21, 6]),
+    (dict(seed=7, epoch=1, window=1, rank=0, world_size=2), None, None,
+     [9, 11, 10, 0, 5, 6, 13, 20, 14, 15, 12, 30, 25, 29, 38, 35, 32, 33, 21, 24]),
+    (dict(shuffle=False, rank=1, world_size=2), None, None, list(range(1, N, 2))),
+    (dict(seed=9, rank=1, world_size=2), (1, 2, 2), None, [7, 29, 22, 20, 13, 12, 4, 31, 6]),
+    (dict(seed=5, rank=1, world_size=2, epoch=2), None, 11, [19, 11, 7, 9, 17, 15, 5, 38, 35, 6, 31, 36, 37, 33]),
+]
+
+
+@pytest.fixture(params=["gathered", "views"])
+def token_path(request, monkeypatch):
+    """Both ways a window's token rows are handed out: gathered into one array (short sequences, as these
+    test shards have), or as views of the record batches read (long sequences), forced here."""
+    if request.param == "views":
+        monkeypatch.setattr(window_rows, "GATHER_BELOW", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("kw,split,position,want", PINNED)
+def test_item_order_is_pinned(packed, kw, split, position, want, token_path):
+    """Known answers recorded from the loader before its reading was vectorised: what a rank (or a
+    DataLoader worker of it, or a resumed rank) yields, in order, must never change for the same arguments."""
+    data = load(packed, **kw)
+    if position is not None:
+        data.load_state_dict({**data.state_dict(0), "position": position})
+    assert indices(data if split is None else data.worker_split(*split)) == want
 
 
 def test_window_bounds_what_is_read_together(packed, monkeypatch):
@@ -277,6 +310,8 @@ def test_s3_destination(packed, s3):
         remote = [indices(PackedShards(dest, rank=r, world_size=world_size, seed=4, endpoint_url=endpoint))
                   for r in range(world_size)]
         assert remote == uninterrupted(packed, world_size, seed=4)
+    by_batch = PackedShards(dest, rank=1, world_size=2, seed=4, endpoint_url=endpoint).batches(4)
+    assert [int(i) for b in by_batch for i in b["index"]] == uninterrupted(packed, 2, seed=4)[1]
     key = "ds/shards/shard-00003.arrow"
     body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[-200] ^= 0xFF
@@ -295,3 +330,45 @@ def test_loader_needs_no_ray_engine_or_torch():
             "sys.exit(str(bad) if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("kw", [dict(seed=3), dict(seed=3, window=3, rank=1, world_size=3), dict(shuffle=False),
+                                dict(seed=7, epoch=1, window=1, rank=0, world_size=2),
+                                dict(seed=2, rank=3, world_size=4, prefetch=True)])
+@pytest.mark.parametrize("size", [1, 4, 7, 64])
+def test_batches_are_the_items_in_order(packed, kw, size, token_path):
+    """`batches(b)` yields exactly the items of an iteration, in order, b at a time (the last one shorter):
+    the same token rows, document pieces and indices; the batch's input_ids are one contiguous array."""
+    items = list(load(packed, **kw))
+    got = list(load(packed, **kw).batches(size))
+    assert [len(b["index"]) for b in got] == [min(size, len(items) - i) for i in range(0, len(items), size)]
+    flat = []
+    for b in got:
+        assert b["input_ids"].flags["C_CONTIGUOUS"] and b["input_ids"].shape == (len(b["index"]), packed.seq_len)
+        assert b["input_ids"].dtype == np.uint16 and b["doc_offsets"][0] == 0
+        for i in range(len(b["index"])):
+            p, q = b["doc_offsets"][i], b["doc_offsets"][i + 1]
+            flat.append((int(b["index"][i]), b["input_ids"][i].tolist(), b["doc_ids"][p:q].tolist(),
+                         b["doc_lengths"][p:q].tolist(), b["doc_starts"][p:q].tolist()))
+    assert flat == [(x["index"], x["input_ids"].tolist(), x["doc_ids"], x["doc_lengths"].tolist(),
+                     x["doc_starts"].tolist()) for x in items]
+
+
+def test_batches_resume_and_continue(packed):
+    """The state after some batches resumes with the next sequence, by batches or by items, at another world
+    size too; after the epoch the next one begins."""
+    data = load(packed, seed=4, rank=1, world_size=2)
+    share = indices(load(packed, seed=4, rank=1, world_size=2))
+    it = data.batches(3)
+    first = [int(i) for _ in range(2) for i in next(it)["index"]]
+    state = data.state_dict()
+    assert first == share[:6] and state["position"] == 12
+    resumed = load(packed, seed=4, rank=1, world_size=2)
+    resumed.load_state_dict(state)
+    assert [int(i) for b in resumed.batches(5) for i in b["index"]] == share[6:] and resumed.epoch == 1
+    whole = indices(load(packed, seed=4))
+    one = load(packed, seed=4)
+    one.load_state_dict(state)
+    assert indices(one) == whole[12:]
+    with pytest.raises(LoaderError, match="batch_size"):
+        next(load(packed).batches(0))

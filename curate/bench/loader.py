@@ -1,11 +1,23 @@
 """Loader and export throughput on synthesized shards (written by the pack stage's own sequence builder).
 
-Baseline: the same Arrow IPC files read with pyarrow alone, shard after shard in manifest order, making
-the same per-sequence dict (`input_ids` row, `doc_ids`, `doc_lengths`, `doc_starts`, `index`). The loader
-does more: a seeded shard-aware shuffle, the rank split, and (first epoch) the sha256 of every shard.
-Local disk: memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in
-this process (so the server's work competes for the same GIL), against pyarrow's S3FileSystem.
-Modes are timed in interleaved rounds, best of REPEATS. Export: MB/s of shards read per format and unit.
+Two workloads, each against the same Arrow IPC files read with pyarrow alone (plus numpy):
+
+- one dict per sequence (`PackedShards` iterated): the baseline reads shard after shard in manifest order
+  and makes the same dict (`input_ids` row, `doc_ids`, `doc_lengths`, `doc_starts`, `index`); no token
+  byte is touched on either side (local rows are views of the memory-mapped files), so this measures the
+  per-sequence overhead.
+- batches of BATCH (`PackedShards.batches`): both sides hand out the same dict of arrays per batch
+  (`input_ids` (b, seq_len) contiguous, `doc_offsets`, flat `doc_ids` / `doc_lengths` / `doc_starts`,
+  `index`), and the consumer copies every batch's tokens once into a staging buffer (what a host-to-device
+  copy does), so every token byte is read on both sides. pyarrow in file order cuts each record batch's
+  columns into views; pyarrow in the loader's order reads each of the loader's windows of shards whole and
+  puts it in the loader's order with `Table.take` (pyarrow has no seeded shard-aware shuffle, so it is
+  handed the loader's permutation, computed by `curate.epoch_order`), then cuts the same way.
+
+The loader also does the rank split and (with verify, first epoch) the sha256 of every shard. Local disk:
+memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in this process
+(so the server's work competes for the same GIL), against pyarrow's S3FileSystem. Modes are timed in
+interleaved rounds, best of REPEATS. Export: MB/s of shards read per format and unit.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from curate.bench._harness import best_in_rounds
 
 SHARDS, SEQS, SEQ_LEN = 8, 1024, 4096  # 8 shards of 8 MB (uint16): 64 MB, 8192 sequences
 REPEATS = 5
+BATCH = 16  # sequences per batch in the batch modes (a per-rank micro-batch of 4,096-token sequences)
 LOCAL_PASSES = 10
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -81,6 +94,100 @@ def pyarrow_items(open_stream, manifest: dict):
                 index += 1
 
 
+def _arrow_block(table, seq_len: int, first: int) -> dict:
+    """A table (or record batch) of sequences as numpy: token rows (a view), flat piece columns with offsets."""
+    import pyarrow.compute as pc
+
+    lengths = table.column("doc_lengths")
+    offsets = (lengths.offsets if isinstance(lengths, pa.Array) else lengths.combine_chunks().offsets).to_numpy()
+    flat = {k: pc.list_flatten(table.column(k)) for k in ("input_ids", "doc_ids", "doc_lengths", "doc_starts")}
+    flat = {k: (v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v).to_numpy(zero_copy_only=False)
+            for k, v in flat.items()}
+    return {"input_ids": flat["input_ids"].reshape(-1, seq_len), "doc_offsets": offsets - offsets[0],
+            "doc_ids": flat["doc_ids"], "doc_lengths": flat["doc_lengths"], "doc_starts": flat["doc_starts"],
+            "index": np.arange(first, first + table.num_rows, dtype=np.int64)}
+
+
+def _cut(block: dict, a: int, b: int) -> dict:
+    p, q = block["doc_offsets"][a], block["doc_offsets"][b]
+    return {"input_ids": block["input_ids"][a:b], "doc_offsets": block["doc_offsets"][a:b + 1] - p,
+            **{k: block[k][p:q] for k in ("doc_ids", "doc_lengths", "doc_starts")}, "index": block["index"][a:b]}
+
+
+def _join(x: dict, y: dict) -> dict:
+    return {"input_ids": np.concatenate([x["input_ids"], y["input_ids"]]),
+            "doc_offsets": np.concatenate([x["doc_offsets"], y["doc_offsets"][1:] + x["doc_offsets"][-1]]),
+            **{k: np.concatenate([x[k], y[k]]) for k in ("doc_ids", "doc_lengths", "doc_starts", "index")}}
+
+
+def _in_batches(blocks, size: int):
+    """Consecutive blocks' sequences `size` at a time; a batch that spans two blocks is joined (a copy)."""
+    held = None
+    for block in blocks:
+        n, start = len(block["index"]), 0
+        if held is not None:
+            start = min(size - len(held["index"]), n)
+            held = _join(held, _cut(block, 0, start))
+            if len(held["index"]) < size:
+                continue
+            yield held
+            held = None
+        full = start + (n - start) // size * size
+        for a in range(start, full, size):
+            yield _cut(block, a, a + size)
+        held = _cut(block, full, n) if full < n else None
+    if held is not None:
+        yield held
+
+
+def pyarrow_batches(open_stream, manifest: dict, size: int):
+    """The baseline in batches, file order: every record batch's columns as numpy (token rows are a view
+    of the file), cut into batches of `size` (views; a batch spanning two record batches is a copy)."""
+    def blocks():
+        first = 0
+        for entry in manifest["shards"]:
+            for batch in open_stream(entry["file"]):
+                yield _arrow_block(batch, manifest["seq_len"], first)
+                first += batch.num_rows
+    return _in_batches(blocks(), size)
+
+
+def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, window: int):
+    """The baseline in batches, in the loader's order: per window of shards (the loader's windows), the
+    shards read whole with pyarrow, put in the loader's order by `Table.take` (pyarrow has no seeded
+    shard-aware shuffle of its own, so it is handed the loader's permutation: `EpochOrder`, pure numpy),
+    then cut into batches of `size` as in file order."""
+    from curate.epoch_order import EpochOrder
+
+    order = EpochOrder(tuple(e["sequences"] for e in manifest["shards"]), seed, 0, True, window)
+    offsets = order.offsets
+
+    def blocks():
+        for w, shards in enumerate(order.windows()):
+            table = pa.Table.from_batches([b for s in shards.tolist() for b in open_stream(manifest["shards"][s]["file"])])
+            local = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in shards.tolist()])
+            seqs = order.window_sequences(w)
+            rows = np.empty(int(local.max()) + 1, np.int64)
+            rows[local] = np.arange(len(local))
+            block = _arrow_block(table.take(pa.array(rows[seqs])), manifest["seq_len"], 0)
+            block["index"] = seqs
+            yield block
+    return _in_batches(blocks(), size)
+
+
+def _consume(batches) -> int:
+    """What a trainer does with a batch at the least: its tokens copied once (to a staging buffer, as for
+    a host-to-device copy), so every token byte is read on both sides."""
+    n, staging = 0, None
+    for batch in batches:
+        ids = batch["input_ids"]
+        if staging is None or staging.shape[0] < ids.shape[0]:
+            staging = np.empty_like(ids)
+        np.copyto(staging[: ids.shape[0]], ids)
+        n += ids.shape[0]
+    return n
+
+
 def _drain(items) -> int:
     n = 0
     for item in items:
@@ -93,8 +200,10 @@ def _passes(make, passes: int):
     return lambda: sum(_drain(make()) for _ in range(passes))
 
 
-def bench_local(workdir: Path) -> dict[str, float]:
-    """Each timing is LOCAL_PASSES epochs: one epoch takes ~10 ms, too short to time on a shared machine."""
+def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, repeats: int = REPEATS
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Each timing is `passes` epochs (LOCAL_PASSES by default: one epoch of the default data takes ~10 ms,
+    too short to time on a shared machine). Per-item and batch modes are timed in the same interleaved rounds."""
     from curate.loader import PackedShards
 
     shards = workdir / "shards"
@@ -104,15 +213,29 @@ def bench_local(workdir: Path) -> dict[str, float]:
         with pa.memory_map(str(shards / name)) as source:
             yield from pa.ipc.open_stream(source)
 
-    times = best_in_rounds({
-        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), LOCAL_PASSES),
-        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), LOCAL_PASSES),
-        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), LOCAL_PASSES),
-        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), LOCAL_PASSES),
+    def batched(make):
+        return lambda: sum(_consume(make()) for _ in range(passes))
+
+    items = {
+        "pyarrow": _passes(lambda: pyarrow_items(stream, manifest), passes),
+        "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), passes),
+        "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), passes),
+        "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), passes),
         "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
-                                            LOCAL_PASSES),
-    }, REPEATS)
-    return {name: t / LOCAL_PASSES for name, t in times.items()}
+                                            passes),
+    }
+    batches = {
+        "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, batch)),
+        "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2)),
+        "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(batch)),
+        "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(batch)),
+        "loader, 2 ranks (rank 0)": batched(
+            lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(batch)),
+    }
+    times = best_in_rounds({**{f"items: {k}": f for k, f in items.items()},
+                            **{f"batches: {k}": f for k, f in batches.items()}}, repeats)
+    per_epoch = {name: t / passes for name, t in times.items()}
+    return ({k: per_epoch[f"items: {k}"] for k in items}, {k: per_epoch[f"batches: {k}"] for k in batches})
 
 
 def bench_s3(workdir: Path) -> dict[str, float]:
@@ -142,11 +265,20 @@ def bench_s3(workdir: Path) -> dict[str, float]:
             with fs.open_input_stream(f"bench/ds/shards/{name}") as fh:
                 yield from pa.ipc.open_stream(fh)
 
-        return best_in_rounds({
-            "pyarrow S3FileSystem": lambda: _drain(pyarrow_items(stream, manifest)),
-            "loader": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=False)),
-            "loader, verify": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=True)),
+        times = best_in_rounds({
+            "items: pyarrow S3FileSystem": lambda: _drain(pyarrow_items(stream, manifest)),
+            "items: loader": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=False)),
+            "items: loader, verify": lambda: _drain(PackedShards(dest, seed=0, endpoint_url=endpoint, verify=True)),
+            "batches: pyarrow S3FileSystem, file order": lambda: _consume(pyarrow_batches(stream, manifest, BATCH)),
+            "batches: pyarrow S3FileSystem, loader's order":
+                lambda: _consume(pyarrow_shuffled_batches(stream, manifest, BATCH, 0, 2)),
+            "batches: loader": lambda: _consume(PackedShards(dest, seed=0, endpoint_url=endpoint,
+                                                             verify=False).batches(BATCH)),
+            "batches: loader, verify": lambda: _consume(PackedShards(dest, seed=0, endpoint_url=endpoint,
+                                                                     verify=True).batches(BATCH)),
         }, REPEATS)
+        return ({k[7:]: t for k, t in times.items() if k.startswith("items: ")},
+                {k[9:]: t for k, t in times.items() if k.startswith("batches: ")})
     finally:
         server.stop()
 
@@ -191,14 +323,38 @@ def check_megatron_core(workdir: Path, out: Path) -> str:
     return f"megatron-core {megatron.core.__version__} IndexedDataset reads the export: " + "; ".join(lines)
 
 
-def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None) -> None:
-    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences."""
+def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None,
+           same_order: dict[str, str] | None = None) -> None:
+    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences. `same_order` names,
+    per mode, the pyarrow mode that delivers the same order, for a second ratio."""
     print(title)
-    print(f"{'mode':<30}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}" + (f"{'vs ' + base.split()[0]:>12}" if base else ""))
+    head = f"{'mode':<40}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
+    head += f"{'vs ' + base:>24}" if base else ""
+    head += f"{'vs same order':>15}" if same_order else ""
+    print(head)
     for name, t in times.items():
         share = 0.5 if "2 ranks" in name else 1.0
-        ratio = f"{times[base] / t * share:>11.2f}x" if base else ""
-        print(f"{name:<30}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}{ratio}")
+        line = f"{name:<40}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
+        line += f"{times[base] / t * share:>23.2f}x" if base else ""
+        if same_order:
+            other = same_order.get(name)
+            line += f"{times[other] / t * share:>14.2f}x" if other else f"{'':>15}"
+        print(line)
+
+
+def bench_short(tmp: Path) -> None:
+    """`python -m curate.bench.loader short`: many short sequences (8 shards of 131,072 sequences of 64 tokens, 1,048,576 in all),
+    where per-sequence and per-window work weigh most; one epoch per timing, batches of 256, best of 3."""
+    started = time.perf_counter()
+    workdir = write_shards(tmp / "short", shards=8, seqs=131072, seq_len=64)
+    manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
+    mb, n = sum(s["bytes"] for s in manifest["shards"]) / 1e6, sum(s["sequences"] for s in manifest["shards"])
+    print(f"loader short: 8 shards, {n} sequences of 64 (uint16), {mb:.0f} MB "
+          f"(written in {time.perf_counter() - started:.1f}s); best of 3, interleaved rounds")
+    items, batches = bench_local(workdir, passes=1, batch=256, repeats=3)
+    _table("local disk, one dict per sequence", items, mb, n, "pyarrow")
+    _table("local disk, batches of 256 (tokens copied once by the consumer)", batches, mb, n, "pyarrow, file order",
+           {"loader": "pyarrow, loader's order", "loader, no shuffle": "pyarrow, file order"})
 
 
 def main() -> None:
@@ -207,6 +363,9 @@ def main() -> None:
     os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
     try:
         with tempfile.TemporaryDirectory(prefix="curate-bench-loader-") as tmp:
+            only = [a for a in sys.argv[1:] if a in ("short", "no-s3")]  # python -m curate.bench.loader short
+            if "short" in only:
+                return bench_short(Path(tmp))
             started = time.perf_counter()
             workdir = write_shards(Path(tmp) / "work")
             manifest = json.loads((workdir / "shards" / "manifest.json").read_text())
@@ -214,10 +373,18 @@ def main() -> None:
             n = sum(s["sequences"] for s in manifest["shards"])
             print(f"loader: {SHARDS} shards, {n} sequences of {SEQ_LEN} (uint16), {mb:.0f} MB "
                   f"(written in {time.perf_counter() - started:.1f}s); best of {REPEATS}, interleaved rounds")
-            _table("local disk (memory-mapped, page cache warm)", bench_local(workdir), mb, n, "pyarrow")
-            only = sys.argv[2:] if len(sys.argv) > 2 else []
+            items, batches = bench_local(workdir)
+            _table("local disk (memory-mapped, page cache warm), one dict per sequence", items, mb, n, "pyarrow")
+            _table(f"local disk, batches of {BATCH} (tokens copied once by the consumer)", batches, mb, n,
+                   "pyarrow, file order", {"loader": "pyarrow, loader's order",
+                                           "loader, no shuffle": "pyarrow, file order"})
             if "no-s3" not in only:
-                _table("loopback S3 (moto in this process)", bench_s3(workdir), mb, n, "pyarrow S3FileSystem")
+                items, batches = bench_s3(workdir)
+                _table("loopback S3 (moto in this process), one dict per sequence", items, mb, n,
+                       "pyarrow S3FileSystem")
+                _table(f"loopback S3, batches of {BATCH}", batches, mb, n, "pyarrow S3FileSystem, file order",
+                       {"loader": "pyarrow S3FileSystem, loader's order",
+                        "loader, verify": "pyarrow S3FileSystem, loader's order"})
             (Path(tmp) / "out").mkdir()
             _table("export (local disk; MB/s of shards read)", bench_export(workdir, Path(tmp) / "out"), mb, n, None)
             print(check_megatron_core(workdir, Path(tmp) / "out"))

@@ -1,0 +1,179 @@
+"""A window's rows as `curate.loader` read them, placed in the rank's order, and cut into batches. Pure numpy.
+
+A window is read as chunks (`shard_reader.Rows`: whole memory-mapped record batches from local disk, the
+rank's rows of each batch from a stream). `locate` finds each of the rank's sequences in them. For
+`PackedShards.batches`, `block` puts a window's sequences in the rank's order with whole-array work:
+row views of `input_ids` (made in C by iterating a chunk's 2-D array when the rank reads a third of it or
+more, else indexed), and the piece columns gathered once per window with one index array. `batches` then
+cuts the blocks of consecutive windows into batches of a fixed size, the token rows copied once, straight
+into the batch's contiguous (b, seq_len) array by one `np.concatenate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate.shard_reader import Rows
+
+
+def locate(shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> tuple[list[Rows], np.ndarray, np.ndarray]:
+    """The chunks read for a window (a list), and per sequence (given by shard and row): its chunk in that
+    list and its place in the chunk."""
+    chunks, chunk_of, place = [], np.empty(len(shard), np.int64), np.empty(len(shard), np.int64)
+    for s, got in rows.items():
+        mine = shard == s
+        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
+        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
+            slot = row[mine] - held[0]
+        else:
+            slot = np.searchsorted(held, row[mine])
+        starts = np.cumsum([0] + [len(c) for c in got])
+        c = np.searchsorted(starts, slot, side="right") - 1
+        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
+        chunks += got
+    return chunks, chunk_of, place
+
+
+@dataclass
+class Block:
+    """A window's sequences in the rank's order: token row views and where they are, the piece columns flat
+    with `offsets`, global indices."""
+
+    rows: list[np.ndarray] | None  # input_ids of each sequence (views of the chunks read), when made ahead
+    gathered: np.ndarray | None  # or all of them copied into one (n, seq_len) array, for short sequences
+    chunks: list[np.ndarray]  # the chunks' input_ids (2-D)
+    chunk_of: np.ndarray  # per sequence: its chunk
+    place: np.ndarray  # per sequence: its row in the chunk
+    run: np.ndarray  # per sequence: where the run of rows consecutive in one chunk that ends with it began
+    offsets: np.ndarray  # int64, len(rows) + 1, into the flat piece columns
+    doc_ids: np.ndarray  # object (str)
+    doc_lengths: np.ndarray  # int32
+    doc_starts: np.ndarray  # bool
+    index: np.ndarray  # int64, global indices
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def tokens(self, a: int, b: int, seq_len: int) -> np.ndarray:
+        """input_ids of sequences a..b-1: a view of the window's gathered rows (short sequences), of their
+        chunk when they are consecutive rows of one (as without shuffling), else one copy into a contiguous
+        array; read-only in every case."""
+        if self.gathered is not None:
+            return self.gathered[a:b]
+        if self.run[b - 1] <= a:
+            k = int(self.place[a])
+            return self.chunks[int(self.chunk_of[a])][k:k + b - a]
+        rows = self.rows[a:b] if self.rows is not None else [
+            self.chunks[c][k] for c, k in zip(self.chunk_of[a:b].tolist(), self.place[a:b].tolist())]
+        out = np.concatenate(rows).reshape(b - a, seq_len)
+        out.flags.writeable = False
+        return out
+
+    def batch(self, a: int, b: int, seq_len: int) -> dict:
+        p, q = int(self.offsets[a]), int(self.offsets[b])
+        return {"input_ids": self.tokens(a, b, seq_len), "doc_offsets": self.offsets[a:b + 1] - p,
+                "doc_ids": self.doc_ids[p:q], "doc_lengths": self.doc_lengths[p:q], "doc_starts": self.doc_starts[p:q],
+                "index": self.index[a:b]}
+
+
+def _joined(parts: list[dict], seq_len: int) -> dict:
+    """One batch from the batches of consecutive windows' ends (a batch that spans windows): a copy."""
+    ends = np.cumsum([0] + [int(p["doc_offsets"][-1]) for p in parts[:-1]])
+    out = {"input_ids": np.concatenate([p["input_ids"] for p in parts]),
+           "doc_offsets": np.concatenate([[0]] + [p["doc_offsets"][1:] + e for p, e in zip(parts, ends)])}
+    out["input_ids"].flags.writeable = False
+    for key in ("doc_ids", "doc_lengths", "doc_starts", "index"):
+        out[key] = np.concatenate([p[key] for p in parts])
+    return out
+
+
+GATHER_BELOW = 4096  # bytes per sequence under which a window's rows are gathered at once, not copied per batch
+
+
+def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], views: bool = False
+          ) -> Block:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read.
+    With `views`, every sequence gets its row (`Block.rows`), as iterating item by item needs."""
+    chunks, chunk_of, place = locate(shard, row, rows)
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
+    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
+    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
+    begin, count = bounds[slot], bounds[slot + 1] - bounds[slot]
+    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
+    doc_ids = np.concatenate([c.doc_ids for c in chunks])[pieces]
+    lengths = np.concatenate([c.doc_lengths for c in chunks])[pieces]
+    starts = np.concatenate([c.doc_starts for c in chunks])[pieces]
+    tokens, n = [c.input_ids for c in chunks], len(seqs)
+    follows = np.zeros(n, bool)
+    follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
+    run = np.maximum.accumulate(np.where(follows, 0, np.arange(n)))
+    scattered = 8 * (n - int(follows.sum())) > n  # most batches will be copies (shuffled), not one run
+    if scattered and chunks[0].input_ids[0].nbytes < GATHER_BELOW:
+        # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
+        # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
+        gathered = _gathered(chunks, chunk_of, place)
+        row_views = list(gathered) if views else None
+    else:
+        # row views made ahead (in C) pay when most batches are copies; batches that are one run are views
+        # of their chunk and need none
+        gathered, row_views = None, _rows(chunks, chunk_of, place) if views or scattered else None
+    return Block(row_views, gathered, tokens, chunk_of, place, run, offsets, doc_ids, lengths, starts,
+                 seqs.astype(np.int64))
+
+
+def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """The sequences' rows copied into one read-only (n, seq_len) array in their order. When the rank takes
+    a third of the window's rows or more, the chunks are joined (sequential copies) and the rows taken in one
+    `np.take`; otherwise one fancy-indexed copy per chunk."""
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    if 3 * len(chunk_of) >= first[-1]:
+        out = np.take(np.concatenate([c.input_ids for c in chunks]), first[chunk_of] + place, axis=0)
+    else:
+        out = np.empty((len(chunk_of), chunks[0].input_ids.shape[1]), chunks[0].input_ids.dtype)
+        by_chunk = np.argsort(chunk_of, kind="stable")
+        for positions in np.split(by_chunk, np.flatnonzero(np.diff(chunk_of[by_chunk])) + 1):
+            if len(positions):
+                out[positions] = chunks[int(chunk_of[positions[0]])].input_ids[place[positions]]
+    out.flags.writeable = False
+    return out
+
+
+def _rows(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> list[np.ndarray]:
+    """Row views of the chunks' input_ids, in the sequences' order. Iterating a 2-D array makes its row views
+    in C, at a third of what indexing it from Python costs; the views are then picked by a C-level map."""
+    taken = np.bincount(chunk_of, minlength=len(chunks))
+    views = [list(c.input_ids) if 3 * t >= len(c) else None for c, t in zip(chunks, taken.tolist())]
+    if all(v is not None for v in views):
+        every = [v for vs in views for v in vs]
+        first = np.cumsum([0] + [len(c) for c in chunks])
+        return list(map(every.__getitem__, (first[chunk_of] + place).tolist()))
+    return [views[c][k] if views[c] is not None else chunks[c].input_ids[k]
+            for c, k in zip(chunk_of.tolist(), place.tolist())]
+
+
+def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
+    """The blocks' sequences, in order, `size` at a time (the last batch may be shorter); a batch may span
+    two blocks or more."""
+    held: list[dict] = []  # the start of a batch that continues in the next block
+    for b in blocks:
+        start = 0
+        if held:
+            start = min(size - sum(len(h["index"]) for h in held), len(b))
+            held.append(b.batch(0, start, seq_len))
+            if start < len(b) or sum(len(h["index"]) for h in held) == size:
+                yield _joined(held, seq_len)
+                held = []
+            else:
+                continue
+        full = start + (len(b) - start) // size * size
+        for a in range(start, full, size):
+            yield b.batch(a, a + size, seq_len)
+        if full < len(b):
+            held = [b.batch(full, len(b), seq_len)]
+    if held:
+        yield _joined(held, seq_len)
