@@ -383,8 +383,14 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
     payload_bytes = sum(Path(f).stat().st_size for f in payload) + sum(Path(f).stat().st_size for f, _ in
                                                                        (index.payload if index else ()))
     n_tasks, v_chunks = V.plan(payload_bytes, len(ranges), C.NODE_BUCKETS)
-    right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
-                    lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
+    routing = []
+    if index is None and sum(x["pairs"] for x in pairs.results) <= V.ROUTE_MAX_PAIRS:
+        v_chunks, (edge_files, routing, verified) = 1, V.verify_routed(engine, work, pairs.files, payload, n_tasks, payload_bytes / max(
+            1, sum(s["docs"] - s["no_shingles"] for s in stats)), cfg, ctx.recipe.seed)
+        right = _Ranged(edge_files, verified)
+    else:  # with an earlier run's index, or more pairs than one task should plan: by bucket range of u
+        right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
+                        lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
     clock.lap("verification")
     n_edges = sum(x["edges"] for x in right.results)
     if n_edges <= cfg.local_components_max_edges:
@@ -399,14 +405,14 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
                         lambda r, out: (members.files, r, out), prefix="survivors")
     clock.lap("survivors")
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
-    extra["verify_tasks"], extra["verify_chunks"] = len(right.files), v_chunks
+    extra["verify_tasks"], extra["verify_chunks"], extra["verify_routed"] = len(right.files), v_chunks, bool(routing)
     laps = clock.laps
     extra["phase_seconds"] = {"signatures": laps["signatures"],
                               "candidates_and_verification": round(laps["candidates"] + laps["verification"], 3),
                               "candidates": laps["candidates"], "verification": laps["verification"],
                               "components": laps["components"], "survivors": laps["survivors"]}
     extra["phase_peak_rss_mb"] = {name: max((x.get("rss_mb", 0.0) for x in results), default=0.0) for name, results in (
-        ("signatures", stats), ("candidates", pairs.results), ("verification", right.results), ("components", comps),
+        ("signatures", stats), ("candidates", pairs.results), ("verification", routing + right.results), ("components", comps),
         ("survivors", members.results + survivors.results))}
     if index is not None:
         extra["against"] = {"workdir": index.workdirs[0], "workdirs": list(index.workdirs),
