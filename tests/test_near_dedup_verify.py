@@ -213,3 +213,26 @@ def test_clusters_survivors_and_dropped_ids_equal_the_old_path(tmp_path, local_e
         bound = 3000 if chunk_bytes == 20_000 else 500
         assert extra["pairs_verified"] < bound < extra["candidate_pairs"]
     assert extra["audit"]["edges_below_threshold"] in (0.0, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=120), st.integers(1, 6), st.integers(1, 20))
+def test_routing_keeps_components_whole_up_to_the_cap(edges, n_tasks, cap):
+    """Property: a component of at most max(cap, ceil(n / tasks)) nodes is in one task; a larger one is
+    cut into slices of that many nodes (in node order), each in one task; every task index is valid and
+    the assignment is the same when computed again."""
+    edges = [(a, b) for a, b in edges if a != b]
+    n = 1 + max((max(e) for e in edges), default=0)
+    a = np.array([e[0] for e in edges], np.int64)
+    b = np.array([e[1] for e in edges], np.int64)
+    task, cut = V.assign_tasks(a, b, n, n_tasks, cap)
+    assert np.array_equal(task, V.assign_tasks(a, b, n, n_tasks, cap)[0]) and ((task >= 0) & (task < n_tasks)).all()
+    labels = union_find_reference(a.tolist(), b.tolist())
+    limit = max(cap, -(-n // n_tasks))
+    groups: dict = {}
+    for node in range(n):
+        groups.setdefault(labels.get(node, node), []).append(node)
+    assert cut == sum(len(g) > limit for g in groups.values())
+    for g in groups.values():
+        for k in range(0, len(g), limit):
+            assert len({int(task[x]) for x in g[k : k + limit]}) == 1

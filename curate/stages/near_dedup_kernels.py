@@ -323,3 +323,17 @@ def group_pairs(start, rank, max_docs, n):
             out[k] = x
             k += 1
     return out
+
+
+@_compiled
+def component_roots(a, b, n):
+    """The component of each of n nodes (0..n-1) under the edges (a[i], b[i]), named by its smallest
+    node: a union-find (the smaller root becomes the root), then every node's root."""
+    parent = np.arange(n)
+    for i in range(a.size):
+        x, y = _find(parent, a[i]), _find(parent, b[i])
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+    for x in range(n):
+        parent[x] = _find(parent, x)
+    return parent

@@ -406,6 +406,7 @@ def prepare(ctx, up: dict, inputs: list[Path], d: Path, index: Index | None = No
     clock.lap("survivors")
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
     extra["verify_tasks"], extra["verify_chunks"], extra["verify_routed"] = len(right.files), v_chunks, bool(routing)
+    extra["verify_cut_components"] = routing[0]["cut_components"] if routing else None
     laps = clock.laps
     extra["phase_seconds"] = {"signatures": laps["signatures"],
                               "candidates_and_verification": round(laps["candidates"] + laps["verification"], 3),

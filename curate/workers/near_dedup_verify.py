@@ -44,9 +44,10 @@ SKIPPED, REJECTED, ACCEPTED, AUDIT_REJECTED, AUDIT_ACCEPTED = range(5)  # verify
 # and chunks for this bound (`plan`), so a verification worker stays well under 1 GB.
 CHUNK_BYTES = 96 << 20
 # Up to this many candidate pairs (summed over the candidate tasks, before the ranges' repeats are
-# removed) one task plans the routing (`route_plan`, ~100 bytes a pair at its peak); above, the pairs are
-# verified by bucket range of u (`verify_range`), whose tasks read the whole payload for their v side.
-ROUTE_MAX_PAIRS = 8_000_000
+# removed) one task plans the routing (`route_plan`: ~80 bytes a pair at its peak, over a worker's ~550 MB,
+# so under 1 GB); above, the pairs are verified by bucket range of u (`verify_range`), whose tasks read
+# the whole payload for their v side.
+ROUTE_MAX_PAIRS = 5_000_000
 
 
 def plan(payload_bytes: int, cpu_ranges: int, buckets: int) -> tuple[int, int]:
@@ -209,34 +210,45 @@ def route_plan(pair_files: list[str], n_tasks: int, cap: int, out_pairs: str, ou
     is cut into slices of that size; a pair goes to its u's task, which also gets v's shingles."""
     def run() -> dict:
         t = _read(pair_files, list(range(C.NODE_BUCKETS)))
-        u, v = (np.zeros(0, np.int64),) * 2 if t is None else N.unique_pairs(t["u"].to_numpy(), t["v"].to_numpy())
+        if t is None:
+            t = pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64())})
+        n = t.num_rows
+        nodes, rank = np.unique(np.concatenate([t["u"].to_numpy(), t["v"].to_numpy()]), return_inverse=True)
         del t
-        task, cut = assign_tasks(u, v, n_tasks, cap)
-        doc, need = N.unique_pairs(np.concatenate([u, v]), np.concatenate([task, task]))
-        _write(out_needs, pa.table({"doc": doc, "task": need.astype(np.int32)}), key=(doc >> 32).astype(np.int32))
-        _write(out_pairs, pa.table({"u": u, "v": v}), key=task.astype(np.int32))
-        return {"pairs": int(u.size), "docs": int(np.unique(doc).size), "shipped": int(doc.size), "cut_components": cut}
+        key = np.unique(rank[:n].astype(np.int64) * nodes.size + rank[n:])  # distinct pairs, (u, v) order
+        del rank
+        a, b = key // max(nodes.size, 1), key % max(nodes.size, 1)
+        task_of, cut = assign_tasks(a, b, nodes.size, n_tasks, cap)
+        task = task_of[a]
+        need = np.unique(np.concatenate([a, b]) * n_tasks + np.concatenate([task, task]))  # (doc, task) once
+        doc = nodes[need // n_tasks]
+        _write(out_needs, pa.table({"doc": doc, "task": (need % n_tasks).astype(np.int32)}),
+               key=(doc >> 32).astype(np.int32))
+        _write(out_pairs, pa.table({"u": nodes[a], "v": nodes[b]}), key=task.astype(np.int32))
+        return {"pairs": int(key.size), "docs": int(nodes.size), "shipped": int(need.size), "cut_components": cut}
 
     return _once(out_pairs, run)
 
 
-def assign_tasks(u: np.ndarray, v: np.ndarray, n_tasks: int, cap: int) -> tuple[np.ndarray, int]:
-    """(the task of each pair, the number of components cut), as route_plan describes."""
-    if not u.size:
+def assign_tasks(a: np.ndarray, b: np.ndarray, n: int, n_tasks: int, cap: int) -> tuple[np.ndarray, int]:
+    """(the task of each of n nodes, the number of components cut) for the edges (a, b) among nodes
+    0..n-1, as route_plan describes: deterministic for the same edges, tasks and cap."""
+    from curate.stages import near_dedup_kernels as K
+
+    if not n:
         return np.zeros(0, np.int64), 0
-    nodes, labels = C.components_local(u, v)  # nodes sorted
-    _, comp, sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    cap = max(1, cap, -(-nodes.size // n_tasks))
-    order = np.argsort(comp, kind="stable")  # by component, then by node
-    rank = np.empty(nodes.size, np.int64)
-    rank[order] = np.arange(nodes.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    units, unit_of, unit_size = np.unique(comp.astype(np.int64) * (nodes.size + 1) + rank // cap,
-                                          return_inverse=True, return_counts=True)
+    root = K.component_roots(a.astype(np.int64), b.astype(np.int64), n)
+    sizes = np.bincount(root, minlength=n)
+    cap = max(1, cap, -(-n // n_tasks))
+    order = np.argsort(root, kind="stable")  # by component, then by node
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n) - (np.cumsum(sizes) - sizes)[root[order]]
+    units, unit_of, unit_size = np.unique(root * (n + 1) + rank // cap, return_inverse=True, return_counts=True)
     load, task_of_unit = np.zeros(n_tasks, np.int64), np.zeros(units.size, np.int64)
     for k in np.lexsort((units, -unit_size)):  # largest first, ties by unit: a fixed order
         t = int(np.argmin(load))
         task_of_unit[k], load[t] = t, load[t] + unit_size[k]
-    return task_of_unit[unit_of][np.searchsorted(nodes, u)], int((sizes > cap).sum())
+    return task_of_unit[unit_of], int((sizes > cap).sum())
 
 
 def route_part(payload_file: str, needs_file: str, out: str) -> dict:
