@@ -3,8 +3,11 @@
     signature_part    per part: shingle sets (sorted, distinct), signatures; writes band rows (by band-key
                       bucket), the shingle payload and the ranking fields (by node bucket)
     candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
-    verify_range      per node-bucket range of u (near_dedup_verify.py): the pairs scored by merge, skipping
-                      pairs already connected by accepted ones; the accepted pairs (edges), by bucket of u
+    verification      (near_dedup_verify.py) routed: one task plans (components of the candidate graph ->
+                      tasks), each part's payload is split by task, each task scores its components' pairs
+                      by merge, skipping pairs already connected by accepted ones; with an earlier run's
+                      index or more than ROUTE_MAX_PAIRS pairs, per node-bucket range of u (verify_range).
+                      The accepted pairs (edges), by bucket of u
     components        one task below local_components_max_edges, else large-star/small-star rounds,
                       each a task per node-bucket range; the labels are written by node bucket
     members_range     per node-bucket range: labels joined with ranking fields, by bucket of the cluster
@@ -13,9 +16,11 @@
 
 Every phase output is written atomically with a `.json` record after it (with the task's own peak RSS and
 seconds), so a rerun reuses it. Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1
-KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range; verification
-~ 8 bytes per distinct shingle of the documents its pairs name, within its own range and one chunk of
-the v side (at most ~CHUNK_BYTES each), plus ~40 bytes per pair; components ~ 32 bytes per edge row;
+KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range plus ~16 bytes
+per distinct pair; routing plan ~ 80 bytes per candidate pair (at most ROUTE_MAX_PAIRS); routed
+verification ~ 8 bytes per distinct shingle of its documents (about 2 x CHUNK_BYTES at most, a larger
+component is cut) plus ~40 bytes per pair (by range of u: its own range and one chunk of the v side, at
+most ~CHUNK_BYTES each); components ~ 32 bytes per edge row;
 members/survivors ~ 100 bytes per clustered document. No phase holds all documents unless its bucket
 range is all buckets.
 """

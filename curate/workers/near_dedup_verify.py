@@ -6,7 +6,17 @@ without repeats (computed once, at signature time), plus its signature with `ver
 Output: the accepted pairs (u, v), grouped by the bucket of u, read by the components phase; and per
 task the counts and the audit sample the manifest sums.
 
-How one task works, and why:
+Two ways to split the pairs into tasks, with the same result:
+- Routed (the default; `verify_routed`): one task finds the components of the candidate graph and packs
+  whole components onto tasks (`route_plan`); each part's payload is read once and split by task
+  (`route_part`); each task then reads only the shingle sets of its own documents (`verify_task`). So
+  the payload is read twice in all, not once per task, and a component's pairs meet one union-find:
+  which pairs are skipped does not depend on the number of tasks (unless a component larger than a
+  task's memory bound is cut).
+- By bucket range of u (`verify_range`; with an earlier run's index, or above ROUTE_MAX_PAIRS candidate
+  pairs, where one planning task would hold too many): each task reads the whole payload for its v side.
+
+How a `verify_range` task works, and why (the merge, the skipping and the audit are the same in both):
 - Its pairs are deduplicated and sorted by (u, v); the v side is cut into `v_chunks` contiguous bucket
   ranges, and the pairs are processed chunk by chunk, in (u, v) order inside a chunk: a fixed order.
 - Each shingle set is read and unpacked once per task: the u side (this task's own buckets) once for
