@@ -5,7 +5,8 @@ small or stream-format arrow), a run of row groups (parquet) or record batches (
 than `ingest.partition_bytes`) of one file, or a byte range of one uncompressed jsonl file larger
 than `ingest.partition_bytes` (ranges are cut at line boundaries when read: a range owns the lines that
 start in it), or a byte range of the decompressed stream of a compressed jsonl file that holds more than
-`ingest.partition_bytes` (`split_compressed`; its ranges are read in order by one task). Its identity is derived from the inputs (source, file names, sizes, modification times,
+`ingest.partition_bytes` (`split_compressed`; its ranges are read in order by one task). A file
+larger than `ingest.partition_bytes` becomes at least `files.MIN_RANGES` partitions. Its identity is derived from the inputs (source, file names, sizes, modification times,
 row-group or byte range), never from the engine's scheduling.
 """
 
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 
 from curate.errors import SourceError
 from curate.sources import code_tree, jsonl, linguist, tables
-from curate.sources.files import InputFile, compression_of, expand, open_binary
+from curate.sources.files import InputFile, compression_of, expand, open_binary, range_count
 
 READ_FLUSH_BYTES = 32 * 1024 * 1024
 # A compressed jsonl file this many times smaller than partition_bytes is taken to hold less than
@@ -191,14 +192,17 @@ def _chunks(source, files: list[InputFile], target: int):
 
 
 def byte_ranges(size: int, target: int) -> list[tuple[int, int]]:
-    """[start, end) ranges of about `target` bytes covering a file of `size` bytes."""
-    n = -(-size // target)
+    """[start, end) ranges of at most about `target` bytes covering a file of `size` bytes (at least
+    MIN_RANGES of them for a file larger than `target`)."""
+    n = range_count(size, target)
     bounds = [round(i * size / n) for i in range(n + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _row_group_ranges(file: InputFile, target: int):
     meta = tables.open_parquet(file).metadata
+    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    target = -(-total // range_count(total, target)) if total else target
     start, size = 0, 0
     for i in range(meta.num_row_groups):
         rg_size = meta.row_group(i).total_byte_size
