@@ -6,7 +6,8 @@ tokenize, the demo recipe's language, quality and tokenize settings) runs as its
 `curate run --stages STAGE` command (a fresh process, Ray on all local CPUs) on each form, in REPEATS
 rounds (each round runs every form once, in a rotated order, so a passing load on the shared machine
 falls on all forms alike). Reported per stage: the median CLI wall per form, and the ratios one/many
-and gzip/many per round (median and range). The gzip file is read by one task but written as parts of
+and gzip/many per round (median and range), of the CLI walls and of the stages' own seconds (their
+manifests: without Ray's start and stop, which are the same for every form). The gzip file is read by one task but written as parts of
 about partition_bytes (`split_compressed`), so its later stages get as many parts as the plain file's.
 Tokenize also against raw `Tokenizer.encode_batch` with tokenizers' thread pool on both cores over the
 same texts (tokenize's input parts, one file's), once per round in a fresh process: the stage's own
@@ -106,9 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     rows, tok = [], {"stage s": [], "wall s": [], "raw s": []}
     for stage in STAGES:
         walls: dict[str, list[float]] = {name: [] for name in FORMS}
+        own: dict[str, list[float]] = {name: [] for name in FORMS}  # the manifest's seconds: no Ray start
         for r in range(rounds):
             for name in FORMS[r % len(FORMS):] + FORMS[: r % len(FORMS)]:
                 walls[name].append(cli_stage(recipes[name], work[name], stage)[0])
+                own[name].append(json.loads((work[name] / stage / "_manifest.json").read_text())["seconds"])
             if stage == "tokenize":
                 raw_s, text_mb = in_fresh_process(raw_encode_batch, str(work["one file"]), demo_tok["tokenizer"],
                                                   demo_tok.get("batch_size", 1000))
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         row = {"stage": stage, **{f"{n} s": round(_median(walls[n]), 1) for n in FORMS}}
         row["one / many"] = _span([a / b for a, b in zip(walls["one file"], walls["many files"])])
         row["gzip / many"] = _span([a / b for a, b in zip(walls["one gzip file"], walls["many files"])])
+        row["stage s: one / many"] = _span([a / b for a, b in zip(own["one file"], own["many files"])])
+        row["stage s: gzip / many"] = _span([a / b for a, b in zip(own["one gzip file"], own["many files"])])
         rows.append(row)
     parts = {name: json.loads((work[name] / "ingest/_manifest.json").read_text())["partitions"]["total"] for name in FORMS}
     print(f"one big jsonl (and one gzip file) vs {FILES} files, {mb:g} MB code-shaped corpus, `curate run --stages "
