@@ -203,6 +203,8 @@ def test_clusters_survivors_and_dropped_ids_equal_the_old_path(tmp_path, local_e
     assert observed(work) == (survivor, dropped) and dropped
     assert extra["pairs_verified"] + extra["pairs_skipped"] == extra["candidate_pairs"]
     assert extra["verify_routed"] == routed
+    if routed:  # with 20 kB bounds the 300-member cluster is cut: pairs cross tasks, v's sets are shipped
+        assert (extra["verify_cut_components"] > 0) == (chunk_bytes == 20_000 and name == "cluster300")
     assert (extra["verify_tasks"] > 1) == (chunk_bytes == 20_000)
     assert (extra["verify_chunks"] > 1) == (chunk_bytes == 20_000 and not routed)
     if name == "cluster300":
