@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import parts
-from curate.workpath import WorkPath
 from curate.errors import RecipeError, StageError
 from curate.ledger import Ledger
 from curate.recipe import sha256_json
@@ -25,6 +24,7 @@ from curate.schema import KIND, LANG, SOURCE
 from curate.stages import pack as P
 from curate.stages.tokenize import N_TOKENS
 from curate.workers import pack as W
+from curate.workpath import WorkPath
 
 log = logging.getLogger("curate")
 SHARDS = "shards"

@@ -186,19 +186,55 @@ def observed(work: Path) -> tuple[dict, set]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["planted", "cluster300"])
 @pytest.mark.parametrize("chunk_bytes", [V.CHUNK_BYTES, 20_000])
-def test_clusters_survivors_and_dropped_ids_equal_the_old_path(tmp_path, local_engine, monkeypatch, name, chunk_bytes):
+@pytest.mark.parametrize("routed", [True, False], ids=["routed", "ranges"])
+def test_clusters_survivors_and_dropped_ids_equal_the_old_path(tmp_path, local_engine, monkeypatch, name, chunk_bytes,
+                                                               routed):
     """Known answer: the reference above; with the default bound (one task) and with a bound small enough
-    for many verification tasks and v chunks. Pairs are skipped on the big cluster (n^2/2 -> ~n)."""
+    for many verification tasks (and v chunks on the bucket-range path). Routed: tasks hold whole
+    candidate components; ranges (more candidate pairs than ROUTE_MAX_PAIRS, here forced): tasks by
+    bucket of u. Pairs are skipped on the big cluster."""
     monkeypatch.setattr(V, "CHUNK_BYTES", chunk_bytes)
     docs = corpus(0) if name == "planted" else big_cluster_corpus()
+    if not routed:
+        monkeypatch.setattr(V, "ROUTE_MAX_PAIRS", 10)
     work, manifest = run_corpus(tmp_path, docs, local_engine, threshold=0.7)
     extra = manifest["extra"]
     survivor, dropped = reference(work, docs, 0.7)
     assert observed(work) == (survivor, dropped) and dropped
     assert extra["pairs_verified"] + extra["pairs_skipped"] == extra["candidate_pairs"]
-    assert (extra["verify_tasks"] > 1 and extra["verify_chunks"] > 1) == (chunk_bytes == 20_000)
+    assert extra["verify_routed"] == routed
+    if routed:  # with 20 kB bounds the 300-member cluster is cut: pairs cross tasks, v's sets are shipped
+        assert (extra["verify_cut_components"] > 0) == (chunk_bytes == 20_000 and name == "cluster300")
+    assert (extra["verify_tasks"] > 1) == (chunk_bytes == 20_000)
+    assert (extra["verify_chunks"] > 1) == (chunk_bytes == 20_000 and not routed)
     if name == "cluster300":
         assert extra["cluster_sizes"].get("300") == 1
-        # one task: a merge per document joined, about; 26 tasks each join the cluster again from their pairs
-        assert extra["pairs_verified"] < (500 if chunk_bytes != 20_000 else 3000) < extra["candidate_pairs"]
+        # a merge per document joined, about, when the cluster is in one task; with 20 kB bounds it is cut
+        # (routed: into slices of 2 x 20 kB of shingle sets) or spread by bucket of u over 26 tasks, and
+        # each task joins its share again from its pairs
+        bound = 3000 if chunk_bytes == 20_000 else 500
+        assert extra["pairs_verified"] < bound < extra["candidate_pairs"]
     assert extra["audit"]["edges_below_threshold"] in (0.0, None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=120), st.integers(1, 6), st.integers(1, 20))
+def test_routing_keeps_components_whole_up_to_the_cap(edges, n_tasks, cap):
+    """Property: a component of at most max(cap, ceil(n / tasks)) nodes is in one task; a larger one is
+    cut into slices of that many nodes (in node order), each in one task; every task index is valid and
+    the assignment is the same when computed again."""
+    edges = [(a, b) for a, b in edges if a != b]
+    n = 1 + max((max(e) for e in edges), default=0)
+    a = np.array([e[0] for e in edges], np.int64)
+    b = np.array([e[1] for e in edges], np.int64)
+    task, cut = V.assign_tasks(a, b, n, n_tasks, cap)
+    assert np.array_equal(task, V.assign_tasks(a, b, n, n_tasks, cap)[0]) and ((task >= 0) & (task < n_tasks)).all()
+    labels = union_find_reference(a.tolist(), b.tolist())
+    limit = max(cap, -(-n // n_tasks))
+    groups: dict = {}
+    for node in range(n):
+        groups.setdefault(labels.get(node, node), []).append(node)
+    assert cut == sum(len(g) > limit for g in groups.values())
+    for g in groups.values():
+        for k in range(0, len(g), limit):
+            assert len({int(task[x]) for x in g[k : k + limit]}) == 1

@@ -4,7 +4,9 @@ A partition is the unit of work and of resume: a run of files (code trees), one 
 small or stream-format arrow), a run of row groups (parquet) or record batches (arrow IPC file larger
 than `ingest.partition_bytes`) of one file, or a byte range of one uncompressed jsonl file larger
 than `ingest.partition_bytes` (ranges are cut at line boundaries when read: a range owns the lines that
-start in it). Its identity is derived from the inputs (source, file names, sizes, modification times,
+start in it), or a byte range of the decompressed stream of a compressed jsonl file that holds more than
+`ingest.partition_bytes` (`split_compressed`; its ranges are read in order by one task). A file
+larger than `ingest.partition_bytes` becomes at least `files.MIN_RANGES` partitions. Its identity is derived from the inputs (source, file names, sizes, modification times,
 row-group or byte range), never from the engine's scheduling.
 """
 
@@ -21,9 +23,12 @@ import pyarrow.compute as pc
 
 from curate.errors import SourceError
 from curate.sources import code_tree, jsonl, linguist, tables
-from curate.sources.files import InputFile, compression_of, expand, open_binary
+from curate.sources.files import InputFile, compression_of, expand, open_binary, range_count
 
 READ_FLUSH_BYTES = 32 * 1024 * 1024
+# A compressed jsonl file this many times smaller than partition_bytes is taken to hold less than
+# partition_bytes (text compresses 3-10x) and is not measured; a larger one is decompressed once to be split.
+MAX_COMPRESSION_RATIO = 64
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def plan_ingest(recipe) -> list[Partition]:
 def number_lines(plan: list[Partition], engine) -> list[Partition]:
     """The plan with `lines_before` of every byte-range partition: each range's newlines counted in one
     task per range, then summed in file order (no task reads the file before its range)."""
-    ranged = [p for p in plan if p.byte_range is not None]
+    ranged = [p for p in plan if p.byte_range is not None and compression_of(p.files[0].uri) is None]
     if not ranged:
         return plan
     counts = engine.map(jsonl.count_newlines, [(p.files[0].uri, *p.byte_range) for p in ranged],
@@ -73,6 +78,34 @@ def number_lines(plan: list[Partition], engine) -> list[Partition]:
         uri = p.files[0].uri
         before[p.index], total[uri] = total.get(uri, 0), total.get(uri, 0) + n
     return [dataclasses.replace(p, lines_before=before[p.index]) if p.index in before else p for p in plan]
+
+
+def split_compressed(plan: list[Partition], recipe, engine) -> list[Partition]:
+    """The plan with each compressed jsonl file that decompresses to more than its `ingest.partition_bytes`
+    as several partitions: byte ranges of its decompressed stream, numbered in place (the partitions after
+    it move up). Their decompressed sizes are measured first, one task per file. So ingest writes parts of
+    about partition_bytes however big a compressed file is; one task still reads the file (`run_group`)."""
+    def target(p: Partition) -> int:
+        return recipe.settings("ingest", p.source).partition_bytes
+
+    todo = [p for p in plan if recipe.source(p.source).format == "jsonl" and p.byte_range is None
+            and compression_of(p.files[0].uri) is not None and p.files[0].size * MAX_COMPRESSION_RATIO > target(p)]
+    if not todo:
+        return plan
+    sizes = engine.map(jsonl.decompressed_size, [p.files[0].uri for p in todo], desc="ingest: measure compressed files")
+    size_of = {p.index: n for p, n in zip(todo, sizes)}
+    out: list[Partition] = []
+    for p in plan:
+        n = size_of.get(p.index, 0)
+        for r in byte_ranges(n, target(p)) if n > target(p) else [p.byte_range]:
+            out.append(dataclasses.replace(p, index=len(out), byte_range=r))
+    return out
+
+
+def same_stream(a: Partition, b: Partition) -> bool:
+    """Whether b is the range after a of the same compressed file (read from one stream, in order)."""
+    return (a.byte_range is not None and b.byte_range is not None and a.files == b.files
+            and compression_of(a.files[0].uri) is not None and a.byte_range[1] == b.byte_range[0])
 
 
 def resolve_files(source, index: int) -> list[InputFile]:
@@ -159,14 +192,17 @@ def _chunks(source, files: list[InputFile], target: int):
 
 
 def byte_ranges(size: int, target: int) -> list[tuple[int, int]]:
-    """[start, end) ranges of about `target` bytes covering a file of `size` bytes."""
-    n = -(-size // target)
+    """[start, end) ranges of at most about `target` bytes covering a file of `size` bytes (at least
+    MIN_RANGES of them for a file larger than `target`)."""
+    n = range_count(size, target)
     bounds = [round(i * size / n) for i in range(n + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _row_group_ranges(file: InputFile, target: int):
     meta = tables.open_parquet(file).metadata
+    total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    target = -(-total // range_count(total, target)) if total else target
     start, size = 0, 0
     for i in range(meta.num_row_groups):
         rg_size = meta.row_group(i).total_byte_size
@@ -177,8 +213,9 @@ def _row_group_ranges(file: InputFile, target: int):
     yield (start, meta.num_row_groups)
 
 
-def read_partition(partition: Partition, recipe, lenient: bool = False) -> Iterator[pa.Table]:
-    """Raw-record tables of one partition, streamed in bounded batches."""
+def read_partition(partition: Partition, recipe, lenient: bool = False, stream=None) -> Iterator[pa.Table]:
+    """Raw-record tables of one partition, streamed in bounded batches. `stream`: the open `jsonl.LineStream`
+    of a compressed file whose earlier ranges were read from it (else the range opens its own)."""
     source = recipe.source(partition.source)
     prefix = f"{source.name}/"
     if source.format == "code-tree":
@@ -189,7 +226,8 @@ def read_partition(partition: Partition, recipe, lenient: bool = False) -> Itera
     if file.size == 0:
         return  # an empty file holds no records, whatever its compression suffix says
     if source.format == "jsonl":
-        raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES, partition.byte_range, partition.lines_before)
+        raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES, partition.byte_range, partition.lines_before,
+                               stream)
     elif source.format == "parquet":
         raws = tables.read_parquet(file, partition.row_groups, source, prefix)
     else:

@@ -32,6 +32,17 @@ def is_uri(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+# A file larger than ingest.partition_bytes becomes at least this many partitions (each still at most
+# about partition_bytes): every later stage runs a file's parts as tasks, and two or three parts on two
+# CPUs leave one idle (3 parts take two waves, 1.5x an even split); 8 or more keep the last wave short.
+MIN_RANGES = 8
+
+
+def range_count(size: int, target: int) -> int:
+    """How many partitions a file of `size` bytes is cut into for a `target` (ingest.partition_bytes)."""
+    return max(-(-size // target), MIN_RANGES) if size > target else 1
+
+
 def compression_of(name: str) -> str | None:
     return COMPRESSIONS.get(os.path.splitext(name)[1].lower())
 

@@ -3,25 +3,35 @@
 A byte range [start, end) of an uncompressed file owns the lines that start in it: a line that straddles
 `start` belongs to the range before, one that straddles `end` to this one. Its first line's number is
 the count of newlines before it (`lines_before` counts those before `start`), so ids (`<file>#<line>`)
-are those of reading the whole file at once."""
+are those of reading the whole file at once.
+
+A compressed file cannot be entered in the middle: its ranges (of the decompressed bytes, same rule) are
+read in order from one decompressed stream (`LineStream`), by the one task that reads the file.
+A range read alone skips the lines before it (correct, but it decompresses everything before it)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pyarrow as pa
 
-from curate.sources.files import InputFile, open_binary
+from curate.sources.files import InputFile, compression_of, open_binary
 from curate.sources.records import RecordBuffer
 
 
 def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int, byte_range: tuple[int, int] | None = None,
-               lines_before: int | None = None) -> Iterator[pa.Table]:
+               lines_before: int | None = None, stream: LineStream | None = None) -> Iterator[pa.Table]:
     buf = RecordBuffer(flush_bytes)
     try:
-        with open_binary(file.uri) as fh:
-            for lineno, line in _lines(fh, file.uri, byte_range, lines_before):
+        with ExitStack() as stack:
+            if byte_range is not None and compression_of(file.uri) is not None:
+                stream = stream or stack.enter_context(LineStream(file.uri))
+                lines = stream.lines(*byte_range)
+            else:
+                lines = _lines(stack.enter_context(open_binary(file.uri)), file.uri, byte_range, lines_before)
+            for lineno, line in lines:
                 if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]  # a UTF-8 byte-order mark, as Windows tools write
                 if not line.strip():
@@ -35,6 +45,56 @@ def read_jsonl(file: InputFile, source, prefix: str, flush_bytes: int, byte_rang
         raise
     if len(buf):
         yield buf.take()
+
+
+class LineStream:
+    """The lines of one file's decompressed stream with their numbers, handed to its byte ranges in order:
+    `lines(start, end)` gives the lines that start in [start, end) and keeps the first line beyond for the
+    next range. After a read error the stream gives nothing more (the error went to the range that met it)."""
+
+    def __init__(self, uri: str):
+        self.uri, self.fh = uri, None
+        self.pos, self.lineno, self.pending, self.failed = 0, 0, None, False
+
+    def __enter__(self) -> LineStream:
+        self.fh = open_binary(self.uri)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()
+
+    def lines(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        while not self.failed:
+            if self.pending is None:
+                try:
+                    line = self.fh.readline()
+                except Exception:
+                    self.failed = True
+                    raise
+                if not line:
+                    return
+                self.lineno += 1
+                self.pending, self.pos = (self.pos, self.lineno, line), self.pos + len(line)
+            at, lineno, line = self.pending
+            if at >= end:
+                return
+            self.pending = None
+            if at >= start:
+                yield lineno, line
+
+    def skip(self, start: int, end: int) -> None:
+        """Passes over a range's lines (a range done by an earlier attempt)."""
+        for _ in self.lines(start, end):
+            pass
+
+
+def decompressed_size(uri: str, block: int = 8 << 20) -> int:
+    """The number of bytes of a compressed file once decompressed (the pre-pass that splits it)."""
+    n = 0
+    with open_binary(uri) as fh:
+        while data := fh.read(block):
+            n += len(data)
+    return n
 
 
 def _lines(fh, uri: str, byte_range: tuple[int, int] | None, lines_before: int | None) -> Iterator[tuple[int, bytes]]:

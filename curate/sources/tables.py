@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from curate.sources.files import InputFile, compression_of, is_uri, open_binary
+from curate.sources.files import InputFile, compression_of, is_uri, open_binary, range_count
 from curate.sources.records import RAW_SCHEMA
 
 
@@ -69,7 +69,7 @@ def arrow_batch_ranges(file: InputFile, target: int) -> list[tuple[int, int] | N
     batches = getattr(reader, "num_record_batches", 0)
     if batches < 2:
         return [None]
-    n = min(batches, -(-file.size // target))
+    n = min(batches, range_count(file.size, target))
     bounds = [round(i * batches / n) for i in range(n + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 

@@ -273,22 +273,18 @@ def s_curve(bands: int, rows: int, points=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9)) -> di
 
 
 def candidate_pairs(key: np.ndarray, doc: np.ndarray, max_bucket_docs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(u, v) with u < v for documents that share a band key; unique pairs."""
-    order = np.lexsort((doc, key))
-    key, doc = key[order], doc[order]
-    new = np.concatenate([[True], key[1:] != key[:-1]]) if key.size else np.zeros(0, bool)
-    start = np.flatnonzero(new)
-    size = np.diff(np.append(start, key.size))
-    group_start = np.repeat(start, size)
-    rank = np.arange(key.size) - group_start
-    group_size = np.repeat(size, size)
-    big = group_size > max_bucket_docs
-    later = np.where(big, np.where(rank == 0, group_size - 1, 0), group_size - 1 - rank)  # partners after me
-    left = np.repeat(np.arange(key.size), later)
-    offs = np.arange(left.size) - np.repeat(np.cumsum(later) - later, later)
-    u, v = doc[left], doc[left + 1 + offs]
-    keep = u != v  # the same document twice under one key cannot happen, but costs nothing to exclude
-    return unique_pairs(np.minimum(u, v)[keep], np.maximum(u, v)[keep])
+    """(u, v) with u < v for documents that share a band key; unique pairs, sorted by (u, v). A key shared
+    by more than max_bucket_docs documents pairs only its smallest document with the others. The pairs
+    are made and deduplicated in one compiled pass (near_dedup_kernels.group_pairs): memory and time
+    follow the distinct pairs, not every band's copy of them."""
+    if key.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    nodes, rank = np.unique(doc.astype(np.int64), return_inverse=True)
+    order = np.lexsort((rank, key))  # by key, then by document
+    key, rank = key[order], rank[order].astype(np.int64)
+    start = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1], [True]]))
+    pair = np.sort(_kernels().group_pairs(start, rank, max_bucket_docs, nodes.size))
+    return nodes[pair // nodes.size], nodes[pair % nodes.size]
 
 
 def unique_pairs(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -281,3 +281,59 @@ def verify_pairs(a, b, ra, rb, a_off, a_vals, b_off, b_vals, a_sig, b_sig, mode,
             parent[max(x, y)] = min(x, y)
         else:
             state[i] = 1
+
+
+@_compiled
+def group_pairs(start, rank, max_docs, n):
+    """The distinct pair keys `rank[i] * n + rank[j]` (i < j) of documents sharing a band key: groups
+    rank[start[g]:start[g + 1]] (ranks ascending inside a group); a group of more than `max_docs`
+    documents pairs only its first with the others. Each pair is put in an open-addressing hash set as it
+    is made, so memory follows the distinct pairs, not the pairs of every band (a near duplicate repeats
+    its pair in most bands). Unsorted."""
+    cap = 1 << 16
+    table = np.full(cap, -1, np.int64)
+    count = 0
+    for g in range(start.size - 1):
+        lo, hi = start[g], start[g + 1]
+        for i in range(lo, hi - 1):
+            last = hi if hi - lo <= max_docs or i == lo else i + 1
+            for j in range(i + 1, last):
+                if rank[i] == rank[j]:
+                    continue
+                key = rank[i] * n + rank[j]
+                slot = np.int64(_fmix64(_U64(key)) & _U64(cap - 1))
+                while table[slot] != -1 and table[slot] != key:
+                    slot = (slot + 1) & (cap - 1)
+                if table[slot] == -1:
+                    table[slot] = key
+                    count += 1
+                    if 2 * count > cap:  # keep the load under one half: grow and re-insert
+                        cap *= 2
+                        old, table = table, np.full(cap, -1, np.int64)
+                        for x in old:
+                            if x != -1:
+                                s = np.int64(_fmix64(_U64(x)) & _U64(cap - 1))
+                                while table[s] != -1:
+                                    s = (s + 1) & (cap - 1)
+                                table[s] = x
+    out = np.empty(count, np.int64)
+    k = 0
+    for x in table:
+        if x != -1:
+            out[k] = x
+            k += 1
+    return out
+
+
+@_compiled
+def component_roots(a, b, n):
+    """The component of each of n nodes (0..n-1) under the edges (a[i], b[i]), named by its smallest
+    node: a union-find (the smaller root becomes the root), then every node's root."""
+    parent = np.arange(n)
+    for i in range(a.size):
+        x, y = _find(parent, a[i]), _find(parent, b[i])
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+    for x in range(n):
+        parent[x] = _find(parent, x)
+    return parent

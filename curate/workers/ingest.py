@@ -8,12 +8,14 @@ source used it, so the numbering continues in input order exactly as if the sour
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager
 
 import pyarrow as pa
 import xxhash
@@ -22,14 +24,14 @@ from curate import parts
 from curate.errors import SourceError, StrictError
 from curate.sources.records import RAW_SCHEMA, RecordBuffer
 from curate.stages import ingest
-from curate.tasks import PartTask
+from curate.tasks import PartTask, record_path
 from curate.workpath import WorkPath
 
 ID_COUNT_SCHEMA = pa.schema([("bucket", pa.int32()), ("id", pa.string()), ("part", pa.int32()), ("count", pa.int64())])
 OFFSET_SCHEMA = pa.schema([("part", pa.int32()), ("id", pa.string()), ("offset", pa.int64())])
 
 
-def raw_tables(partition, recipe, lenient: bool = False) -> Iterator[pa.Table]:
+def raw_tables(partition, recipe, lenient: bool = False, stream=None) -> Iterator[pa.Table]:
     """The partition's raw records. A file that cannot be read to the end (truncated, corrupt, vanished
     since planning) is an error naming it (exit 1); with `lenient`, the records read before the failure
     are kept and the unreadable rest of the file is one counted `ingest.unreadable` record."""
@@ -37,7 +39,7 @@ def raw_tables(partition, recipe, lenient: bool = False) -> Iterator[pa.Table]:
     from curate.sources.files import relname_of_error
 
     try:
-        yield from read_partition(partition, recipe, lenient=lenient)
+        yield from read_partition(partition, recipe, lenient=lenient, stream=stream)
     except (OSError, EOFError, ValueError, pa.ArrowException) as exc:
         if isinstance(exc, StrictError):
             raise
@@ -57,7 +59,7 @@ def decide(task: PartTask, extra: dict) -> Iterator[pa.Table]:
     if getattr(source, "id_field", None):
         offsets = _offsets_for(task)
         deduper = ingest.IdDeduper(offsets)
-    tables = raw_tables(task.partition, recipe, lenient=task.options.get("lenient", False))
+    tables = raw_tables(task.partition, recipe, lenient=task.options.get("lenient", False), stream=task.options.get("stream"))
     for raw in itertools.chain(tables, [RAW_SCHEMA.empty_table()]):  # the empty table gives empty files their schema
         decided = ingest.normalize(raw, source.name, source.kind, recipe.settings("ingest", source.name).max_bytes, deduper)
         if task.strict:
@@ -77,11 +79,19 @@ def _offsets_for(task: PartTask) -> dict[str, int]:
     return {} if not tables else dict(zip(*(pa.concat_tables(tables)[c].to_pylist() for c in ("id", "offset"))))
 
 
-def count_ids(partition, recipe, out_file: str) -> int:
+def count_ids_group(partitions: list, recipe, out_files: list[str]) -> list[int]:
+    """count_ids of partitions read from one stream (the ranges of one compressed file; else one partition)."""
+    with _stream_of(partitions) as stream:
+        return [count_ids(p, recipe, f, stream) for p, f in zip(partitions, out_files)]
+
+
+def count_ids(partition, recipe, out_file: str, stream=None) -> int:
     """Pre-pass: how many times each id occurs in one partition, grouped by hash bucket."""
     if WorkPath(out_file + ".json").is_file():
+        if stream is not None:
+            stream.skip(*partition.byte_range)
         return parts.read_json(out_file + ".json")["rows"]
-    ids = [t["id"] for t in raw_tables(partition, recipe)]
+    ids = [t["id"] for t in raw_tables(partition, recipe, stream=stream)]
     ids = pa.chunked_array(ids, pa.string()) if ids else pa.chunked_array([], pa.string())
     counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")]).rename_columns(["id", "count"])
     buckets = pa.array([xxhash.xxh64_intdigest(i.encode("utf-8", "surrogatepass")) & 0xFF for i in counts["id"].to_pylist()], pa.int32())
@@ -106,7 +116,7 @@ def reduce_id_counts(count_files: list[str], buckets: list[int], out_file: str) 
 def run(ctx, upstream: str | None):
     """ingest's driver: plan the partitions of every source, number ids, read and normalise each partition."""
     from curate import pipeline
-    from curate.sources import number_lines, plan_ingest
+    from curate.sources import number_lines, plan_ingest, split_compressed
 
     started = time.time()
     plan = plan_ingest(ctx.recipe)
@@ -114,6 +124,7 @@ def run(ctx, upstream: str | None):
     input_fp = hashlib.sha256(json.dumps([p.fingerprint for p in plan]).encode()).hexdigest()
     if (skip := pipeline._up_to_date(ctx, "ingest", config_hash, input_fp)) is not None:
         return skip
+    plan = split_compressed(plan, ctx.recipe, ctx.engine)  # a big compressed file: several parts, one reader
     plan = number_lines(plan, ctx.engine)  # big jsonl files are read in ranges: their line numbers first
     pipeline.prepare_stage_dir(ctx, "ingest", config_hash, input_fp)
     out = str(ctx.dir("ingest"))
@@ -121,7 +132,7 @@ def run(ctx, upstream: str | None):
     tasks = [PartTask("ingest", p.name, p.fingerprint, config_hash, out, ctx.recipe, partition=p, strict=ctx.strict,
                       options=options) for p in plan]
     try:
-        records, reused = pipeline.run_part_tasks(ctx, tasks, "ingest")
+        records, reused = _run_tasks(ctx, tasks)
     except StrictError:
         parts.reset_stage(ctx.dir("ingest"))  # --strict: no partial stage output
         raise
@@ -130,6 +141,59 @@ def run(ctx, upstream: str | None):
     manifest = pipeline.finish_stage(ctx, "ingest", config_hash=config_hash, input_info={"stage": None, "fingerprint": input_fp},
                             records=records, reused=reused, started=started, expected_in=None, extra=extra)
     return pipeline.StageResult("ingest", manifest, False)
+
+
+def _run_tasks(ctx, tasks: list[PartTask]) -> tuple[list[dict], int]:
+    """pipeline.run_part_tasks, with the ranges of one compressed file as one engine task (`run_group`)."""
+    from curate.tasks import is_done
+
+    todo = [t for t in tasks if not is_done(t)]
+    reused = len(tasks) - len(todo)
+    by_index = {t.partition.index: t for t in tasks}
+    groups = [[by_index[p.index] for p in g] for g in stream_groups([t.partition for t in tasks])]
+    ctx.engine.map(run_group, [g for g in groups if any(not is_done(t) for t in g)], desc="ingest")
+    return [parts.read_json(record_path(t.out_dir, t.name)) for t in tasks], reused
+
+
+def stream_groups(plan: list) -> list[list]:
+    """The plan's partitions in runs read from one stream: the ranges of a compressed file together."""
+    from curate.sources import same_stream
+
+    groups: list[list] = []
+    for p in plan:
+        if groups and same_stream(groups[-1][-1], p):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+def run_group(tasks: list[PartTask]) -> None:
+    """Runs partitions in order from one decompressed stream; a partition done by an earlier attempt is
+    passed over (its lines read, not parsed), so each part is still the unit of resume."""
+    from curate.tasks import is_done, run_part
+
+    with _stream_of([t.partition for t in tasks]) as stream:
+        for i, task in enumerate(tasks):
+            if is_done(task):
+                if stream is not None:
+                    stream.skip(*task.partition.byte_range)
+                continue
+            if i and (delay := float(os.environ.get("CURATE_TASK_DELAY", "0"))):
+                time.sleep(delay)  # the crash tests' delay, per part here as the engine gives it per task
+            run_part(dataclasses.replace(task, options={**task.options, "stream": stream}) if stream else task)
+
+
+@contextmanager
+def _stream_of(partitions: list):
+    """The open LineStream several partitions share, or None for a single partition."""
+    from curate.sources.jsonl import LineStream
+
+    if len(partitions) == 1:
+        yield None
+        return
+    with LineStream(partitions[0].files[0].uri) as stream:
+        yield stream
 
 
 def _ingest_id_offsets(ctx, plan: list, d: WorkPath) -> dict:
@@ -144,7 +208,10 @@ def _ingest_id_offsets(ctx, plan: list, d: WorkPath) -> dict:
     if not todo:
         return {}
     counts = [str(d / "_work" / "ids" / f"{p.name}.parquet") for p in todo]
-    rows = ctx.engine.map(count_ids, [(p, ctx.recipe, f) for p, f in zip(todo, counts)], desc="ingest: count ids")
+    where = dict(zip((p.index for p in todo), counts))
+    groups = [g for g in stream_groups(plan) if g[0].index in where]
+    rows = [n for ns in ctx.engine.map(count_ids_group, [(g, ctx.recipe, [where[p.index] for p in g]) for g in groups],
+                                       desc="ingest: count ids") for n in ns]
     offsets_dir = d / "_work" / "id_offsets"
     ranges = bucket_ranges(sum(rows), ctx.engine.num_cpus, 256)
     ctx.engine.map(reduce_id_counts, [(counts, r, str(offsets_dir / f"offsets-{r[0]:03d}-{r[-1]:03d}.parquet"))

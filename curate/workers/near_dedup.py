@@ -3,8 +3,11 @@
     signature_part    per part: shingle sets (sorted, distinct), signatures; writes band rows (by band-key
                       bucket), the shingle payload and the ranking fields (by node bucket)
     candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
-    verify_range      per node-bucket range of u (near_dedup_verify.py): the pairs scored by merge, skipping
-                      pairs already connected by accepted ones; the accepted pairs (edges), by bucket of u
+    verification      (near_dedup_verify.py) routed: one task plans (components of the candidate graph ->
+                      tasks), each part's payload is split by task, each task scores its components' pairs
+                      by merge, skipping pairs already connected by accepted ones; with an earlier run's
+                      index or more than ROUTE_MAX_PAIRS pairs, per node-bucket range of u (verify_range).
+                      The accepted pairs (edges), by bucket of u
     components        one task below local_components_max_edges, else large-star/small-star rounds,
                       each a task per node-bucket range; the labels are written by node bucket
     members_range     per node-bucket range: labels joined with ranking fields, by bucket of the cluster
@@ -13,16 +16,17 @@
 
 Every phase output is written atomically with a `.json` record after it (with the task's own peak RSS and
 seconds), so a rerun reuses it. Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1
-KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range; verification
-~ 8 bytes per distinct shingle of the documents its pairs name, within its own range and one chunk of
-the v side (at most ~CHUNK_BYTES each), plus ~40 bytes per pair; components ~ 32 bytes per edge row;
+KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range plus ~16 bytes
+per distinct pair; routing plan ~ 80 bytes per candidate pair (at most ROUTE_MAX_PAIRS); routed
+verification ~ 8 bytes per distinct shingle of its documents (about 2 x CHUNK_BYTES at most, a larger
+component is cut) plus ~40 bytes per pair (by range of u: its own range and one chunk of the v side, at
+most ~CHUNK_BYTES each); components ~ 32 bytes per edge row;
 members/survivors ~ 100 bytes per clustered document. No phase holds all documents unless its bucket
 range is all buckets.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -386,8 +390,14 @@ def prepare(ctx, up: dict, inputs: list[WorkPath], d: WorkPath, index: Index | N
     payload_bytes = sum(WorkPath(f).size() for f in payload) + sum(WorkPath(f).size() for f, _ in
                                                                    (index.payload if index else ()))
     n_tasks, v_chunks = V.plan(payload_bytes, len(ranges), C.NODE_BUCKETS)
-    right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
-                    lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
+    routing = []
+    if index is None and sum(x["pairs"] for x in pairs.results) <= V.ROUTE_MAX_PAIRS:
+        v_chunks, (edge_files, routing, verified) = 1, V.verify_routed(engine, work, pairs.files, payload, n_tasks, payload_bytes / max(
+            1, sum(s["docs"] - s["no_shingles"] for s in stats)), cfg, ctx.recipe.seed)
+        right = _Ranged(edge_files, verified)
+    else:  # with an earlier run's index, or more pairs than one task should plan: by bucket range of u
+        right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
+                        lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
     clock.lap("verification")
     n_edges = sum(x["edges"] for x in right.results)
     if n_edges <= cfg.local_components_max_edges:
@@ -402,14 +412,15 @@ def prepare(ctx, up: dict, inputs: list[WorkPath], d: WorkPath, index: Index | N
                         lambda r, out: (members.files, r, out), prefix="survivors")
     clock.lap("survivors")
     extra = _summary(cfg, bands, rows, cand, stats, right.results, survivors.results, rounds, n_edges)
-    extra["verify_tasks"], extra["verify_chunks"] = len(right.files), v_chunks
+    extra["verify_tasks"], extra["verify_chunks"], extra["verify_routed"] = len(right.files), v_chunks, bool(routing)
+    extra["verify_cut_components"] = routing[0]["cut_components"] if routing else None
     laps = clock.laps
     extra["phase_seconds"] = {"signatures": laps["signatures"],
                               "candidates_and_verification": round(laps["candidates"] + laps["verification"], 3),
                               "candidates": laps["candidates"], "verification": laps["verification"],
                               "components": laps["components"], "survivors": laps["survivors"]}
     extra["phase_peak_rss_mb"] = {name: max((x.get("rss_mb", 0.0) for x in results), default=0.0) for name, results in (
-        ("signatures", stats), ("candidates", pairs.results), ("verification", right.results), ("components", comps),
+        ("signatures", stats), ("candidates", pairs.results), ("verification", routing + right.results), ("components", comps),
         ("survivors", members.results + survivors.results))}
     if index is not None:
         extra["against"] = {"workdir": index.workdirs[0], "workdirs": list(index.workdirs),

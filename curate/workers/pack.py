@@ -11,7 +11,6 @@ Each task's output is complete once its `.json` record exists, so a killed run r
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -69,24 +69,24 @@ def test_every_record_is_read_once_whatever_the_boundaries(tmp_path_factory, siz
 
 
 def test_a_record_straddling_a_boundary_is_read_once(tmp_path):
-    """Three records of 1500 bytes and ranges of ~1024 bytes: the second range starts inside the first
-    record and owns nothing but the start of the second record; the third owns nothing but the third's."""
+    """Three records of 1500 bytes and partition_bytes 1024: 8 ranges of ~563 bytes (MIN_RANGES), most
+    of which start inside a record and own nothing; each record is read once, by the range it starts in."""
     path = write_jsonl(tmp_path / "s.jsonl", [{"text": c * 1480} for c in "abc"])
     table, n = read_all(path, 1024)
-    assert n == 5 and table["id"].to_pylist() == ["s/s.jsonl#1", "s/s.jsonl#2", "s/s.jsonl#3"]
+    assert n == 8 and table["id"].to_pylist() == ["s/s.jsonl#1", "s/s.jsonl#2", "s/s.jsonl#3"]
     assert [t[0] for t in table["text"].to_pylist()] == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("content", [[{"text": "z" * 5000}], []], ids=["one-record", "empty"])
 def test_one_record_and_empty_files_through_ingest(tmp_path, local_engine, content):
-    """A 1-record file larger than partition_bytes is several ranges of which one holds the record (the
-    others write empty parts); an empty file is one empty partition."""
+    """A 1-record file larger than partition_bytes is several ranges (8: MIN_RANGES) of which one holds
+    the record (the others write empty parts); an empty file is one empty partition."""
     path = write_jsonl(tmp_path / "one.jsonl", content)
     r = recipe([{"name": "s", "kind": "text", "format": "jsonl", "paths": [str(path)]}], ingest={"partition_bytes": 1024})
     (result,) = run(r, tmp_path / "w", local_engine, ["ingest"])
     kept = read_parts(tmp_path / "w" / "ingest")
     assert result.manifest["totals"]["docs_in"] == len(content) and result.manifest["extra"]["files"] == 1
-    assert result.manifest["partitions"]["total"] == (5 if content else 1)
+    assert result.manifest["partitions"]["total"] == (8 if content else 1)
     assert (kept["id"].to_pylist() if kept.num_rows else []) == (["s/one.jsonl#1"] if content else [])
 
 
@@ -137,3 +137,16 @@ def test_arrow_batch_runs_give_the_rows_of_one_task(tmp_path, stream):
     (whole, one), (split, many) = read(1 << 30), read(16_384)
     assert one == 1 and many == (1 if stream else -(-path.stat().st_size // 16_384))
     assert split.equals(whole) and whole.num_rows == 2000 and "s/t.arrow#1995" in whole["id"].to_pylist()
+
+
+def test_a_file_above_partition_bytes_is_at_least_eight_partitions():
+    """Known answers: at most partition_bytes each, and at least MIN_RANGES (8) for a file above it, so the
+    later stages balance a big file's parts over the CPUs (2 parts of a 100 MB file would not)."""
+    from curate.sources import byte_ranges
+    from curate.sources.files import range_count
+
+    mib = 1 << 20
+    assert [range_count(s, 64 * mib) for s in (0, 64 * mib, 64 * mib + 1, 100 * mib, 20_000 * mib)] == [1, 1, 8, 8, 313]
+    ranges = byte_ranges(100 * mib, 64 * mib)
+    assert len(ranges) == 8 and ranges[0][0] == 0 and ranges[-1][1] == 100 * mib
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])) and max(e - s for s, e in ranges) <= 64 * mib

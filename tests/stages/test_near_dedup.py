@@ -230,3 +230,24 @@ def test_compiled_shingle_hashes_equal_the_reference_on_any_documents(docs, ngra
         m = MinHash(num_perm=16, seed=3, hashfunc=N.shingle_hash32)
         m.update_batch([s.encode() for s in N.shingles(text, ngram)])
         assert np.array_equal(sig[i], m.hashvalues)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40)), max_size=300), st.integers(1, 8))
+def test_candidate_pairs_equal_a_python_reference(rows, max_docs):
+    """Property: the distinct (u < v) pairs of documents under one key, a key of more than max_docs
+    documents pairing only its smallest document with the others; sorted by (u, v)."""
+    rows = sorted(set(rows))
+    groups: dict = {}
+    for k, d in rows:
+        groups.setdefault(k, []).append(d << 33)  # large node ids, as parts make them
+    want = set()
+    for docs in groups.values():
+        docs = sorted(docs)
+        for i, a in enumerate(docs):
+            for b in docs[i + 1 :] if len(docs) <= max_docs or i == 0 else []:
+                want.add((a, b))
+    key = np.array([k for k, _ in rows], np.uint64)
+    doc = np.array([d << 33 for _, d in rows], np.int64)
+    u, v = N.candidate_pairs(key, doc, max_docs)
+    assert list(zip(u.tolist(), v.tolist())) == sorted(want)
