@@ -51,9 +51,9 @@ def later_columns(t: pa.Table) -> dict[str, pa.Array]:
     return {"n_tokens": pa.array(chars // 4 + 1, pa.int64()),
             "lang_score": pa.array([None if i % 5 == 0 else (c % 100) / 100 for i, c in enumerate(chars)], pa.float64()),
             "quality_score": pa.array([min(1.0, c / 1000) for c in chars], pa.float64()),
-            "quality_signals": pa.StructArray.from_arrays(
-                [pa.array(chars < 40), pa.array([c % 3 == 0 for c in chars]), pa.array(chars.astype("float64"))],
-                names=["too_short", "odd_length", "chars"]) if n else pa.array([], pa.struct([]))}
+            "quality_signals": pa.StructArray.from_arrays(  # typed arrays: an empty part has the same fields
+                [pa.array(chars < 40, pa.bool_()), pa.array([c % 3 == 0 for c in chars], pa.bool_()),
+                 pa.array(chars.astype("float64"), pa.float64())], names=["too_short", "odd_length", "chars"])}
 
 
 def write_shards(workdir: Path, manifest_overrides: dict | None = None) -> list[pa.Table]:
