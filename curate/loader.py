@@ -121,33 +121,16 @@ class PackedShards:
         # (read in sequence anyway), are sliced where they were read
         gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
-            yield from (self._in_order if gather else self._in_place)(plan, rows)
+            got = window_rows.items(*plan, rows, gather)
+            arrays, doc_ids, lengths, starts, n = got.arrays, got.doc_ids, got.doc_lengths, got.doc_starts, self._consumed
+            # the per-sequence loop is the loader's hot path: one generator, locals and Python lists only, every
+            # view made as its item is handed out
+            for g, c, k, a, b in zip(got.index, got.chunk, got.place, got.begin, got.end):
+                n += 1
+                self._consumed = n
+                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b],
+                       "doc_starts": starts[a:b], "index": g}
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
-
-    def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
-        """A window's items when sequences are short and shuffled: everything first put in this rank's order
-        by whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
-        instead of jumping between the chunks read (cache misses that grow with the window: `python -m
-        curate.bench.loader short`)."""
-        got = window_rows.block(*plan, rows, views=True)
-        doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
-        first = self._consumed + 1
-        for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
-            self._consumed = n
-            yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
-                   "index": g}
-
-    def _in_place(self, plan: tuple, rows: dict) -> Iterator[dict]:
-        """A window's items when sequences are long (few per window): each one sliced where it was read, the
-        rows views of the record batches (gathering first costs more than it saves there)."""
-        views, items = _placement(*plan, rows, self._consumed)
-        # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
-        for n, g, c, k in items:
-            ids, doc_ids, lengths, starts, off = views[c]
-            a, b = off[k], off[k + 1]
-            self._consumed = n
-            yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
-                   "doc_starts": starts[a:b], "index": g}
 
     def batches(self, batch_size: int) -> Iterator[dict]:
         """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
@@ -229,15 +212,6 @@ class PackedShards:
         other._verified = self._verified  # shared: a persistent worker verifies each shard once, not every epoch
         other._split = (int(part), int(parts), int(block))
         return other
-
-
-def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
-    """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
-    rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
-    chunks, chunk_of, place = window_rows.locate(shard, row, rows)
-    views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
-    counts = range(consumed + 1, consumed + 1 + len(seqs))
-    return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())
 
 
 class _Ahead:

@@ -20,21 +20,28 @@ from curate.shard_reader import Rows
 
 
 def locate(shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> tuple[list[Rows], np.ndarray, np.ndarray]:
-    """The chunks read for a window (a list), and per sequence (given by shard and row): its chunk in that
-    list and its place in the chunk."""
-    chunks, chunk_of, place = [], np.empty(len(shard), np.int64), np.empty(len(shard), np.int64)
-    for s, got in rows.items():
-        mine = shard == s
-        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
-        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
-            slot = row[mine] - held[0]
-        else:
-            slot = np.searchsorted(held, row[mine])
-        starts = np.cumsum([0] + [len(c) for c in got])
-        c = np.searchsorted(starts, slot, side="right") - 1
-        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
-        chunks += got
-    return chunks, chunk_of, place
+    """The chunks read for a window (a list, shards ascending), and per sequence (given by shard and row): its
+    chunk in that list and its place in the chunk. Vectorised: a search per sequence costs more than the
+    lookups below (numpy's binary search of unsorted keys is slow)."""
+    order = sorted(rows)
+    chunks = [c for s in order for c in rows[s]]
+    sizes = [len(c) for c in chunks]
+    first = np.cumsum([0] + sizes)
+    held = [sum(len(c) for c in rows[s]) for s in order]
+    if all(rows[s][-1].rows[-1] - rows[s][0].rows[0] + 1 == n for s, n in zip(order, held)):
+        # each shard's rows held are one run (local shards: whole batches): a sequence's slot among all the
+        # rows held is its row shifted by its shard's
+        shift = np.zeros(order[-1] + 1, np.int64)
+        shift[order] = np.cumsum([0] + held[:-1]) - np.array([int(rows[s][0].rows[0]) for s in order])
+        slot = row + shift[shard]
+    else:  # a stream keeps only the rows asked for: search them, keys sorted (fast) and put back
+        keys = np.concatenate([c.rows | (s << 32) for s in order for c in rows[s]])
+        wanted = (shard.astype(np.int64) << 32) | row
+        by = np.argsort(wanted)
+        slot = np.empty(len(wanted), np.int64)
+        slot[by] = np.searchsorted(keys, wanted[by])
+    chunk_of = np.repeat(np.arange(len(chunks)), sizes)[slot]
+    return chunks, chunk_of, slot - first[chunk_of]
 
 
 @dataclass
@@ -177,3 +184,53 @@ def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
             held = [b.batch(full, len(b), seq_len)]
     if held:
         yield _joined(held, seq_len)
+
+
+@dataclass
+class Items:
+    """A window's sequences in the rank's order, laid out for a Python loop that builds one dict per sequence
+    with no lookups beyond list and array indexing: per sequence its token row (`arrays[chunk][place]`, a
+    view made when it is handed out: thousands of views made ahead cost more than they save), its pieces
+    `begin:end` of the flat piece columns, and its global index, each a Python list (made by `tolist`)."""
+
+    arrays: list[np.ndarray]  # 2-D token arrays: the chunks read, or the window's rows gathered into one
+    chunk: list[int]  # per sequence: its array in `arrays`
+    place: list[int]  # per sequence: its row in that array
+    begin: list[int]  # per sequence: its first piece in the flat columns below
+    end: list[int]  # per sequence: one past its last piece
+    doc_ids: list[str]  # flat piece columns
+    doc_lengths: np.ndarray  # int32, read-only
+    doc_starts: np.ndarray  # bool, read-only
+    index: list[int]  # global indices
+
+
+def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], gather: bool) -> Items:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, for item by item. With
+    `gather` (short shuffled sequences), the token rows and the pieces are first copied into this order
+    (`block`), so that the loop walks its arrays in order instead of jumping between the chunks read (cache
+    misses that grow with the window); otherwise the rows stay where they were read and the piece columns of
+    the window's chunks are only joined (a few KB), each sequence pointing into them."""
+    if gather:
+        got = block(seqs, shard, row, rows)
+        if got.gathered is not None:
+            offsets, n = got.offsets.tolist(), len(got)
+            return Items([got.gathered], [0] * n, list(range(n)), offsets[:-1], offsets[1:], got.doc_ids.tolist(),
+                         got.doc_lengths, got.doc_starts, got.index.tolist())
+    chunks, chunk_of, place = locate(shard, row, rows)
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
+    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
+    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
+    doc_ids = np.concatenate([c.doc_ids for c in chunks]).tolist()
+    lengths, starts = (_joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]))
+    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), bounds[slot].tolist(),
+                 bounds[slot + 1].tolist(), doc_ids, lengths, starts, seqs.tolist())
+
+
+def _joined_column(parts: list[np.ndarray]) -> np.ndarray:
+    """One read-only array of the chunks' piece column (the chunk's own when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.concatenate(parts)
+    out.flags.writeable = False
+    return out
