@@ -59,9 +59,24 @@ class PackedShards:
         self.verify = verify
         self.prefetch = not isinstance(self.shards.store, LocalStore) if prefetch is None else bool(prefetch)
         self.epoch, self.position = int(epoch), 0
+        self._done, self._running = 0, None  # see `_consumed`
         self._origin, self._consumed = 0, 0  # where the running iteration began; sequences this rank yielded
         self._verified: set[int] = set()
         self._split = (0, 1, 1)  # (part, parts, block): a DataLoader worker's slice of this rank's share
+
+    @property
+    def _consumed(self) -> int:
+        """Sequences this rank yielded in the running iteration: those of the windows finished, plus, in the
+        window being handed out item by item, as many as its index iterator has given (a list iterator knows
+        how many it has left)."""
+        if self._running is None:
+            return self._done
+        done, size, left = self._running
+        return done + size - left.__length_hint__()
+
+    @_consumed.setter
+    def _consumed(self, value: int) -> None:
+        self._done, self._running = int(value), None
 
     # ------------------------------------------------------------------ sizes and order
     @property
@@ -122,14 +137,16 @@ class PackedShards:
         gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
             got = window_rows.items(*plan, rows, gather)
-            arrays, doc_ids, lengths, starts, n = got.arrays, got.doc_ids, got.doc_lengths, got.doc_starts, self._consumed
+            arrays, doc_ids, lengths, starts = got.arrays, got.doc_ids, got.doc_lengths, got.doc_starts
             # the per-sequence loop is the loader's hot path: one generator, locals and Python lists only, every
-            # view made as its item is handed out
-            for g, c, k, a, b in zip(got.index, got.chunk, got.place, got.begin, got.end):
-                n += 1
-                self._consumed = n
+            # view made as its item is handed out, and no bookkeeping: the iterator over the window's indices
+            # counts the items handed out (see `_consumed`)
+            left = iter(got.index)
+            self._running = (self._done, len(got.index), left)
+            for g, c, k, a, b in zip(left, got.chunk, got.place, got.begin, got.end):
                 yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b],
                        "doc_starts": starts[a:b], "index": g}
+            self._consumed = self._consumed
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def batches(self, batch_size: int) -> Iterator[dict]:
@@ -211,6 +228,7 @@ class PackedShards:
         other = copy.copy(self)
         other._verified = self._verified  # shared: a persistent worker verifies each shard once, not every epoch
         other._split = (int(part), int(parts), int(block))
+        other._consumed = self._consumed  # a count, not the running window's iterator
         return other
 
 
