@@ -144,8 +144,8 @@ class PackedShards:
             left = iter(got.index)
             self._running = (self._done, len(got.index), left)
             for g, c, k, a, b in zip(left, got.chunk, got.place, got.begin, got.end):
-                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b],
-                       "doc_starts": starts[a:b], "index": g}
+                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
+                       "index": g}
             self._consumed = self._consumed
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 

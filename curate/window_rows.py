@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -100,21 +101,10 @@ def _joined(parts: list[dict], seq_len: int) -> dict:
 GATHER_BELOW = 4096  # bytes per sequence under which a window's rows are gathered at once, not copied per batch
 
 
-def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], views: bool = False
-          ) -> Block:
-    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read.
-    With `views`, every sequence gets its row (`Block.rows`), as iterating item by item needs."""
+def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> Block:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read."""
     chunks, chunk_of, place = locate(shard, row, rows)
-    first = np.cumsum([0] + [len(c) for c in chunks])
-    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
-    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
-    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
-    begin, count = bounds[slot], bounds[slot + 1] - bounds[slot]
-    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
-    pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
-    doc_ids = np.concatenate([c.doc_ids for c in chunks])[pieces]
-    lengths = np.concatenate([c.doc_lengths for c in chunks])[pieces]
-    starts = np.concatenate([c.doc_starts for c in chunks])[pieces]
+    offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, *_piece_bounds(chunks, chunk_of, place))
     tokens, n = [c.input_ids for c in chunks], len(seqs)
     follows = np.zeros(n, bool)
     follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
@@ -123,14 +113,31 @@ def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     if scattered and chunks[0].input_ids[0].nbytes < GATHER_BELOW:
         # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
         # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
-        gathered = _gathered(chunks, chunk_of, place)
-        row_views = list(gathered) if views else None
+        gathered, row_views = _gathered(chunks, chunk_of, place), None
     else:
         # row views made ahead (in C) pay when most batches are copies; batches that are one run are views
         # of their chunk and need none
-        gathered, row_views = None, _rows(chunks, chunk_of, place) if views or scattered else None
+        gathered, row_views = None, _rows(chunks, chunk_of, place) if scattered else None
     return Block(row_views, gathered, tokens, chunk_of, place, run, offsets, doc_ids, lengths, starts,
                  seqs.astype(np.int64))
+
+
+def _piece_bounds(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence, where its pieces begin and end in the chunks' piece columns joined end to end."""
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
+    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
+    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
+    return bounds[slot], bounds[slot + 1]
+
+
+def _pieces_in_order(chunks: list[Rows], begin: np.ndarray, end: np.ndarray) -> tuple:
+    """The sequences' pieces gathered in their order: offsets (int64, n + 1), doc_ids, doc_lengths, doc_starts."""
+    count = end - begin
+    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
+    return (offsets, np.concatenate([c.doc_ids for c in chunks])[pieces],
+            np.concatenate([c.doc_lengths for c in chunks])[pieces], np.concatenate([c.doc_starts for c in chunks])[pieces])
 
 
 def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:
@@ -189,42 +196,39 @@ def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
 @dataclass
 class Items:
     """A window's sequences in the rank's order, laid out for a Python loop that builds one dict per sequence
-    with no lookups beyond list and array indexing: per sequence its token row (`arrays[chunk][place]`, a
-    view made when it is handed out: thousands of views made ahead cost more than they save), its pieces
-    `begin:end` of the flat piece columns, and its global index, each a Python list (made by `tolist`)."""
+    with nothing but indexing and slicing: per sequence its token row `arrays[chunk][place]` (a view made when
+    its item is: thousands of views made ahead cost more than they save), its pieces `begin:end` of the flat
+    piece columns and its global index, as Python lists (made by `tolist`) or lazy iterables of ints."""
 
     arrays: list[np.ndarray]  # 2-D token arrays: the chunks read, or the window's rows gathered into one
-    chunk: list[int]  # per sequence: its array in `arrays`
-    place: list[int]  # per sequence: its row in that array
+    chunk: Iterable[int]  # per sequence: its array in `arrays`
+    place: Iterable[int]  # per sequence: its row in that array
     begin: list[int]  # per sequence: its first piece in the flat columns below
     end: list[int]  # per sequence: one past its last piece
     doc_ids: list[str]  # flat piece columns
-    doc_lengths: np.ndarray  # int32, read-only
-    doc_starts: np.ndarray  # bool, read-only
+    doc_lengths: np.ndarray  # int32
+    doc_starts: np.ndarray  # bool
     index: list[int]  # global indices
 
 
 def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], gather: bool) -> Items:
     """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, for item by item. With
-    `gather` (short shuffled sequences), the token rows and the pieces are first copied into this order
-    (`block`), so that the loop walks its arrays in order instead of jumping between the chunks read (cache
-    misses that grow with the window); otherwise the rows stay where they were read and the piece columns of
-    the window's chunks are only joined (a few KB), each sequence pointing into them."""
-    if gather:
-        got = block(seqs, shard, row, rows)
-        if got.gathered is not None:
-            offsets, n = got.offsets.tolist(), len(got)
-            return Items([got.gathered], [0] * n, list(range(n)), offsets[:-1], offsets[1:], got.doc_ids.tolist(),
-                         got.doc_lengths, got.doc_starts, got.index.tolist())
+    `gather` (short shuffled sequences), the token rows and the pieces are first copied into this order, so
+    that the loop walks its arrays in order instead of jumping between the chunks read (cache misses that grow
+    with the window); otherwise the rows stay where they were read, and the piece columns of the window's
+    chunks are only joined (a few KB), each sequence pointing into them."""
     chunks, chunk_of, place = locate(shard, row, rows)
-    first = np.cumsum([0] + [len(c) for c in chunks])
-    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
-    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
-    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
+    begin, end = _piece_bounds(chunks, chunk_of, place)
+    if gather:
+        offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, begin, end)
+        offsets = offsets.tolist()
+        n = len(seqs)
+        return Items([_gathered(chunks, chunk_of, place)], repeat(0, n), range(n), offsets[:-1], offsets[1:],
+                     doc_ids.tolist(), lengths, starts, seqs.tolist())
     doc_ids = np.concatenate([c.doc_ids for c in chunks]).tolist()
-    lengths, starts = (_joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]))
-    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), bounds[slot].tolist(),
-                 bounds[slot + 1].tolist(), doc_ids, lengths, starts, seqs.tolist())
+    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), begin.tolist(), end.tolist(),
+                 doc_ids, _joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]),
+                 seqs.tolist())
 
 
 def _joined_column(parts: list[np.ndarray]) -> np.ndarray:
