@@ -219,15 +219,14 @@ def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     chunks are only joined (a few KB), each sequence pointing into them."""
     chunks, chunk_of, place = locate(shard, row, rows)
     begin, end = _piece_bounds(chunks, chunk_of, place)
+    arrays, chunk, place = [c.input_ids for c in chunks], chunk_of.tolist(), place.tolist()
     if gather:
         offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, begin, end)
         offsets = offsets.tolist()
-        n = len(seqs)
-        return Items([_gathered(chunks, chunk_of, place)], repeat(0, n), range(n), offsets[:-1], offsets[1:],
-                     doc_ids.tolist(), lengths, starts, seqs.tolist())
+        return Items(arrays, chunk, place, offsets[:-1], offsets[1:], doc_ids.tolist(), lengths, starts, seqs.tolist())
     doc_ids = np.concatenate([c.doc_ids for c in chunks]).tolist()
-    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), begin.tolist(), end.tolist(),
-                 doc_ids, _joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]),
+    return Items(arrays, chunk, place, begin.tolist(), end.tolist(), doc_ids,
+                 _joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]),
                  seqs.tolist())
 
 
