@@ -132,10 +132,14 @@ def _piece_bounds(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -
 
 
 def _pieces_in_order(chunks: list[Rows], begin: np.ndarray, end: np.ndarray) -> tuple:
-    """The sequences' pieces gathered in their order: offsets (int64, n + 1), doc_ids, doc_lengths, doc_starts."""
+    """The sequences' pieces gathered in their order: offsets (int64, n + 1), doc_ids, doc_lengths, doc_starts.
+    Sequences whose pieces follow one another (in the manifest's order) take one slice of the joined columns."""
     count = end - begin
     offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
-    pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
+    if len(begin) and (begin[1:] == end[:-1]).all():
+        pieces = slice(int(begin[0]), int(end[-1]))
+    else:
+        pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
     return (offsets, np.concatenate([c.doc_ids for c in chunks])[pieces],
             np.concatenate([c.doc_lengths for c in chunks])[pieces], np.concatenate([c.doc_starts for c in chunks])[pieces])
 
