@@ -139,13 +139,13 @@ class PackedShards:
             got = window_rows.items(*plan, rows, gather)
             arrays, doc_ids, lengths, starts = got.arrays, got.doc_ids, got.doc_lengths, got.doc_starts
             # the per-sequence loop is the loader's hot path: one generator, locals and Python lists only, every
-            # view made as its item is handed out, and no bookkeeping: the iterator over the window's indices
-            # counts the items handed out (see `_consumed`)
+            # view made as its item is handed out (by integer indexes, the cheapest views), and no bookkeeping:
+            # the iterator over the window's indices counts the items handed out (see `_consumed`)
             left = iter(got.index)
             self._running = (self._done, len(got.index), left)
-            for g, c, k, a, b in zip(left, got.chunk, got.place, got.begin, got.end):
-                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
-                       "index": g}
+            for g, c, k, a, b, p in zip(left, got.chunk, got.place, got.begin, got.end, got.count):
+                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[p][a],
+                       "doc_starts": starts[p][a], "index": g}
             self._consumed = self._consumed
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 

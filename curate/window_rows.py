@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
@@ -200,38 +199,47 @@ def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
 @dataclass
 class Items:
     """A window's sequences in the rank's order, laid out for a Python loop that builds one dict per sequence
-    with nothing but indexing and slicing: per sequence its token row `arrays[chunk][place]` (a view made when
+    with nothing but indexing and slicing, per sequence: its token row `arrays[chunk][place]` (a view made when
     its item is: thousands of views made ahead cost more than they save), its pieces `begin:end` of the flat
-    piece columns and its global index, as Python lists (made by `tolist`) or lazy iterables of ints."""
+    piece columns, their count, and its global index, all Python lists (made by `tolist`)."""
 
-    arrays: list[np.ndarray]  # 2-D token arrays: the chunks read, or the window's rows gathered into one
-    chunk: Iterable[int]  # per sequence: its array in `arrays`
-    place: Iterable[int]  # per sequence: its row in that array
+    arrays: list[np.ndarray]  # 2-D token arrays: the chunks read
+    chunk: list[int]  # per sequence: its array in `arrays`
+    place: list[int]  # per sequence: its row in that array
     begin: list[int]  # per sequence: its first piece in the flat columns below
     end: list[int]  # per sequence: one past its last piece
-    doc_ids: list[str]  # flat piece columns
-    doc_lengths: np.ndarray  # int32
-    doc_starts: np.ndarray  # bool
+    count: list[int]  # per sequence: end - begin
+    doc_ids: list[str]  # flat piece column
+    doc_lengths: list[np.ndarray]  # the flat int32 column by piece count: doc_lengths[p][a] is column[a:a + p]
+    doc_starts: list[np.ndarray]  # the flat bool column, the same way
     index: list[int]  # global indices
 
 
 def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], gather: bool) -> Items:
     """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, for item by item. With
-    `gather` (short shuffled sequences), the token rows and the pieces are first copied into this order, so
-    that the loop walks its arrays in order instead of jumping between the chunks read (cache misses that grow
-    with the window); otherwise the rows stay where they were read, and the piece columns of the window's
-    chunks are only joined (a few KB), each sequence pointing into them."""
+    `gather` (short shuffled sequences), their pieces are first copied into this order, so that the loop walks
+    the piece columns in order instead of jumping between those of the chunks read (cache misses that grow with
+    the window); otherwise the piece columns of the window's chunks are only joined, each sequence pointing
+    into them. Token rows stay where they were read (making a row's view touches none of its tokens)."""
     chunks, chunk_of, place = locate(shard, row, rows)
     begin, end = _piece_bounds(chunks, chunk_of, place)
-    arrays, chunk, place = [c.input_ids for c in chunks], chunk_of.tolist(), place.tolist()
     if gather:
         offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, begin, end)
-        offsets = offsets.tolist()
-        return Items(arrays, chunk, place, offsets[:-1], offsets[1:], doc_ids.tolist(), lengths, starts, seqs.tolist())
-    doc_ids = np.concatenate([c.doc_ids for c in chunks]).tolist()
-    return Items(arrays, chunk, place, begin.tolist(), end.tolist(), doc_ids,
-                 _joined_column([c.doc_lengths for c in chunks]), _joined_column([c.doc_starts for c in chunks]),
-                 seqs.tolist())
+        begin, end = offsets[:-1], offsets[1:]
+    else:
+        doc_ids = np.concatenate([c.doc_ids for c in chunks])
+        lengths = _joined_column([c.doc_lengths for c in chunks])
+        starts = _joined_column([c.doc_starts for c in chunks])
+    count = end - begin
+    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), begin.tolist(), end.tolist(),
+                 count.tolist(), doc_ids.tolist(), _by_count(lengths, count), _by_count(starts, count), seqs.tolist())
+
+
+def _by_count(column: np.ndarray, count: np.ndarray) -> list[np.ndarray]:
+    """Per piece count p (0 to the largest in `count`), a 2-D view of the contiguous `column` whose row a is
+    column[a:a + p]: indexing a 2-D array by an integer makes a row's view for less than slicing a 1-D one."""
+    n, size = len(column), column.itemsize
+    return [np.ndarray((n - p + 1, p), column.dtype, column, 0, (size, size)) for p in range(int(count.max()) + 1)]
 
 
 def _joined_column(parts: list[np.ndarray]) -> np.ndarray:
