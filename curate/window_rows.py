@@ -6,8 +6,9 @@ rank's rows of each batch from a stream). `locate` finds each of the rank's sequ
 row views of `input_ids` (made in C by iterating a chunk's 2-D array when the rank reads a third of it or
 more, else indexed), and the piece columns gathered once per window with one index array. `batches` then
 cuts the blocks of consecutive windows into batches of a fixed size, the token rows copied once, straight
-into the batch's contiguous (b, seq_len) array by one `np.concatenate`.
-"""
+into the batch's contiguous (b, seq_len) array by one `np.concatenate`. For iterating item by item, `items`
+lays a window out as Python lists (one `tolist` each), so that the loader's per-sequence loop only indexes
+and slices."""
 
 from __future__ import annotations
 
