@@ -147,6 +147,9 @@ class PackedShards:
                 yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[p][a],
                        "doc_starts": starts[p][a], "index": g}
             self._consumed = self._consumed
+            # this window is let go before the next one is read, so that the next one's objects reuse its memory
+            # (still in cache) instead of fresh memory
+            del plan, rows, got, arrays, doc_ids, lengths, starts, left
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
 
     def batches(self, batch_size: int) -> Iterator[dict]:
