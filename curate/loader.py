@@ -132,8 +132,8 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
-        # shuffled short sequences are gathered into order first; long ones, or any in the manifest's order
-        # (read in sequence anyway), are sliced where they were read
+        # the document pieces of shuffled short sequences are gathered into order first (`window_rows.items`);
+        # long ones, or any in the manifest's order (read in sequence anyway), are sliced where they were read
         gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
             got = window_rows.items(*plan, rows, gather)
