@@ -59,9 +59,24 @@ class PackedShards:
         self.verify = verify
         self.prefetch = not isinstance(self.shards.store, LocalStore) if prefetch is None else bool(prefetch)
         self.epoch, self.position = int(epoch), 0
+        self._done, self._running = 0, None  # see `_consumed`
         self._origin, self._consumed = 0, 0  # where the running iteration began; sequences this rank yielded
         self._verified: set[int] = set()
         self._split = (0, 1, 1)  # (part, parts, block): a DataLoader worker's slice of this rank's share
+
+    @property
+    def _consumed(self) -> int:
+        """Sequences this rank yielded in the running iteration: those of the windows finished, plus, in the
+        window being handed out item by item, as many as its index iterator has given (a list iterator knows
+        how many it has left)."""
+        if self._running is None:
+            return self._done
+        done, size, left = self._running
+        return done + size - left.__length_hint__()
+
+    @_consumed.setter
+    def _consumed(self, value: int) -> None:
+        self._done, self._running = int(value), None
 
     # ------------------------------------------------------------------ sizes and order
     @property
@@ -117,37 +132,25 @@ class PackedShards:
         state = self.state_dict()
         self.epoch, self.position = state["epoch"], state["position"]
         self._origin, self._consumed = self.position, 0
-        # shuffled short sequences are gathered into order first; long ones, or any in the manifest's order
-        # (read in sequence anyway), are sliced where they were read
+        # the document pieces of shuffled short sequences are gathered into order first (`window_rows.items`);
+        # long ones, or any in the manifest's order (read in sequence anyway), are sliced where they were read
         gather = self.shuffle and self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         for plan, rows in self._windows(self.order()):
-            yield from (self._in_order if gather else self._in_place)(plan, rows)
+            got = window_rows.items(*plan, rows, gather)
+            arrays, doc_ids, lengths, starts = got.arrays, got.doc_ids, got.doc_lengths, got.doc_starts
+            # the per-sequence loop is the loader's hot path: one generator, locals and Python lists only, every
+            # view made as its item is handed out (by integer indexes, the cheapest views), and no bookkeeping:
+            # the iterator over the window's indices counts the items handed out (see `_consumed`)
+            left = iter(got.index)
+            self._running = (self._done, len(got.index), left)
+            for g, c, k, a, b, p in zip(left, got.chunk, got.place, got.begin, got.end, got.count):
+                yield {"input_ids": arrays[c][k], "doc_ids": doc_ids[a:b], "doc_lengths": lengths[p][a],
+                       "doc_starts": starts[p][a], "index": g}
+            self._consumed = self._consumed
+            # this window is let go before the next one is read, so that the next one's objects reuse its memory
+            # (still in cache) instead of fresh memory
+            del plan, rows, got, arrays, doc_ids, lengths, starts, left
         self.epoch, self.position, self._origin, self._consumed = self.epoch + 1, 0, 0, 0
-
-    def _in_order(self, plan: tuple, rows: dict) -> Iterator[dict]:
-        """A window's items when sequences are short and shuffled: everything first put in this rank's order
-        by whole-array gathers (`window_rows.block`), so that the per-sequence loop walks its arrays in order
-        instead of jumping between the chunks read (cache misses that grow with the window: `python -m
-        curate.bench.loader short`)."""
-        got = window_rows.block(*plan, rows, views=True)
-        doc_ids, lengths, starts, off = got.doc_ids.tolist(), got.doc_lengths, got.doc_starts, got.offsets.tolist()
-        first = self._consumed + 1
-        for n, ids, a, b, g in zip(range(first, first + len(got)), got.rows, off, off[1:], got.index.tolist()):
-            self._consumed = n
-            yield {"input_ids": ids, "doc_ids": doc_ids[a:b], "doc_lengths": lengths[a:b], "doc_starts": starts[a:b],
-                   "index": g}
-
-    def _in_place(self, plan: tuple, rows: dict) -> Iterator[dict]:
-        """A window's items when sequences are long (few per window): each one sliced where it was read, the
-        rows views of the record batches (gathering first costs more than it saves there)."""
-        views, items = _placement(*plan, rows, self._consumed)
-        # the per-sequence loop is the loader's hot path: locals only, no calls but numpy slicing
-        for n, g, c, k in items:
-            ids, doc_ids, lengths, starts, off = views[c]
-            a, b = off[k], off[k + 1]
-            self._consumed = n
-            yield {"input_ids": ids[k], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": lengths[a:b],
-                   "doc_starts": starts[a:b], "index": g}
 
     def batches(self, batch_size: int) -> Iterator[dict]:
         """The same sequences as iterating this object, in the same order, `batch_size` at a time (the last
@@ -186,9 +189,10 @@ class PackedShards:
 
     def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
-        # rows ascending within each shard (distinct: once per epoch); one int64 key sorts faster than lexsort
-        by_shard = np.argsort((shard.astype(np.int64) << 32) | row)
-        shards, rows_sorted = shard[by_shard], row[by_shard]
+        # rows ascending within each shard (distinct: once per epoch): one int64 key (shard, row) sorted, which is
+        # faster than lexsort or argsort
+        keys = np.sort((shard.astype(np.int64) << 32) | row)
+        shards, rows_sorted = keys >> 32, keys & 0xFFFFFFFF
         cuts = np.flatnonzero(np.diff(shards)) + 1
         for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
             got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified)
@@ -228,16 +232,8 @@ class PackedShards:
         other = copy.copy(self)
         other._verified = self._verified  # shared: a persistent worker verifies each shard once, not every epoch
         other._split = (int(part), int(parts), int(block))
+        other._consumed = self._consumed  # a count, not the running window's iterator
         return other
-
-
-def _placement(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], consumed: int):
-    """Per chunk read for a window, its arrays and offsets (a list); per sequence of the window in this
-    rank's order: (count consumed once it is yielded, global index, chunk, place in the chunk)."""
-    chunks, chunk_of, place = window_rows.locate(shard, row, rows)
-    views = [(c.input_ids, c.doc_ids, c.doc_lengths, c.doc_starts, c.offsets.tolist()) for c in chunks]
-    counts = range(consumed + 1, consumed + 1 + len(seqs))
-    return views, zip(counts, seqs.tolist(), chunk_of.tolist(), place.tolist())
 
 
 class _Ahead:

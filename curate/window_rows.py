@@ -6,8 +6,9 @@ rank's rows of each batch from a stream). `locate` finds each of the rank's sequ
 row views of `input_ids` (made in C by iterating a chunk's 2-D array when the rank reads a third of it or
 more, else indexed), and the piece columns gathered once per window with one index array. `batches` then
 cuts the blocks of consecutive windows into batches of a fixed size, the token rows copied once, straight
-into the batch's contiguous (b, seq_len) array by one `np.concatenate`.
-"""
+into the batch's contiguous (b, seq_len) array by one `np.concatenate`. For iterating item by item, `items`
+lays a window out as Python lists (one `tolist` each), so that the loader's per-sequence loop only indexes
+and slices."""
 
 from __future__ import annotations
 
@@ -20,21 +21,28 @@ from curate.shard_reader import Rows
 
 
 def locate(shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> tuple[list[Rows], np.ndarray, np.ndarray]:
-    """The chunks read for a window (a list), and per sequence (given by shard and row): its chunk in that
-    list and its place in the chunk."""
-    chunks, chunk_of, place = [], np.empty(len(shard), np.int64), np.empty(len(shard), np.int64)
-    for s, got in rows.items():
-        mine = shard == s
-        held = np.concatenate([c.rows for c in got])  # ascending: the chunks are in row order
-        if held[-1] - held[0] + 1 == len(held):  # whole batches (local shards): no search needed
-            slot = row[mine] - held[0]
-        else:
-            slot = np.searchsorted(held, row[mine])
-        starts = np.cumsum([0] + [len(c) for c in got])
-        c = np.searchsorted(starts, slot, side="right") - 1
-        chunk_of[mine], place[mine] = c + len(chunks), slot - starts[c]
-        chunks += got
-    return chunks, chunk_of, place
+    """The chunks read for a window (a list, shards ascending), and per sequence (given by shard and row): its
+    chunk in that list and its place in the chunk. Vectorised: a search per sequence costs more than the
+    lookups below (numpy's binary search of unsorted keys is slow)."""
+    order = sorted(rows)
+    chunks = [c for s in order for c in rows[s]]
+    sizes = [len(c) for c in chunks]
+    first = np.cumsum([0] + sizes)
+    held = [sum(len(c) for c in rows[s]) for s in order]
+    if all(rows[s][-1].rows[-1] - rows[s][0].rows[0] + 1 == n for s, n in zip(order, held)):
+        # each shard's rows held are one run (local shards: whole batches): a sequence's slot among all the
+        # rows held is its row shifted by its shard's
+        shift = np.zeros(order[-1] + 1, np.int64)
+        shift[order] = np.cumsum([0] + held[:-1]) - np.array([int(rows[s][0].rows[0]) for s in order])
+        slot = row + shift[shard]
+    else:  # a stream keeps only the rows asked for: search them, keys sorted (fast) and put back
+        keys = np.concatenate([c.rows | (s << 32) for s in order for c in rows[s]])
+        wanted = (shard.astype(np.int64) << 32) | row
+        by = np.argsort(wanted)
+        slot = np.empty(len(wanted), np.int64)
+        slot[by] = np.searchsorted(keys, wanted[by])
+    chunk_of = np.repeat(np.arange(len(chunks)), sizes)[slot]
+    return chunks, chunk_of, slot - first[chunk_of]
 
 
 @dataclass
@@ -93,21 +101,10 @@ def _joined(parts: list[dict], seq_len: int) -> dict:
 GATHER_BELOW = 4096  # bytes per sequence under which a window's rows are gathered at once, not copied per batch
 
 
-def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], views: bool = False
-          ) -> Block:
-    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read.
-    With `views`, every sequence gets its row (`Block.rows`), as iterating item by item needs."""
+def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]]) -> Block:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, from the chunks read."""
     chunks, chunk_of, place = locate(shard, row, rows)
-    first = np.cumsum([0] + [len(c) for c in chunks])
-    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
-    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
-    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
-    begin, count = bounds[slot], bounds[slot + 1] - bounds[slot]
-    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
-    pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
-    doc_ids = np.concatenate([c.doc_ids for c in chunks])[pieces]
-    lengths = np.concatenate([c.doc_lengths for c in chunks])[pieces]
-    starts = np.concatenate([c.doc_starts for c in chunks])[pieces]
+    offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, *_piece_bounds(chunks, chunk_of, place))
     tokens, n = [c.input_ids for c in chunks], len(seqs)
     follows = np.zeros(n, bool)
     follows[1:] = (chunk_of[1:] == chunk_of[:-1]) & (place[1:] == place[:-1] + 1)
@@ -116,14 +113,35 @@ def block(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     if scattered and chunks[0].input_ids[0].nbytes < GATHER_BELOW:
         # a copy per batch costs about a microsecond per row whatever its length: for short rows, one
         # gather for the window (vectorised) is far cheaper, and a batch is then a view of it
-        gathered = _gathered(chunks, chunk_of, place)
-        row_views = list(gathered) if views else None
+        gathered, row_views = _gathered(chunks, chunk_of, place), None
     else:
         # row views made ahead (in C) pay when most batches are copies; batches that are one run are views
         # of their chunk and need none
-        gathered, row_views = None, _rows(chunks, chunk_of, place) if views or scattered else None
+        gathered, row_views = None, _rows(chunks, chunk_of, place) if scattered else None
     return Block(row_views, gathered, tokens, chunk_of, place, run, offsets, doc_ids, lengths, starts,
                  seqs.astype(np.int64))
+
+
+def _piece_bounds(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence, where its pieces begin and end in the chunks' piece columns joined end to end."""
+    first = np.cumsum([0] + [len(c) for c in chunks])
+    slot = first[chunk_of] + place  # the sequence's row among all the window's chunks
+    base = np.cumsum([0] + [int(c.offsets[-1]) for c in chunks])
+    bounds = np.concatenate([c.offsets[:-1] + b for c, b in zip(chunks, base[:-1])] + [base[-1:]])
+    return bounds[slot], bounds[slot + 1]
+
+
+def _pieces_in_order(chunks: list[Rows], begin: np.ndarray, end: np.ndarray) -> tuple:
+    """The sequences' pieces gathered in their order: offsets (int64, n + 1), doc_ids, doc_lengths, doc_starts.
+    Sequences whose pieces follow one another (in the manifest's order) take one slice of the joined columns."""
+    count = end - begin
+    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    if len(begin) and (begin[1:] == end[:-1]).all():
+        pieces = slice(int(begin[0]), int(end[-1]))
+    else:
+        pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
+    return (offsets, np.concatenate([c.doc_ids for c in chunks])[pieces],
+            np.concatenate([c.doc_lengths for c in chunks])[pieces], np.concatenate([c.doc_starts for c in chunks])[pieces])
 
 
 def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:
@@ -177,3 +195,58 @@ def batches(blocks: Iterable[Block], size: int, seq_len: int) -> Iterator[dict]:
             held = [b.batch(full, len(b), seq_len)]
     if held:
         yield _joined(held, seq_len)
+
+
+@dataclass
+class Items:
+    """A window's sequences in the rank's order, laid out for a Python loop that builds one dict per sequence
+    with nothing but indexing and slicing, per sequence: its token row `arrays[chunk][place]` (a view made when
+    its item is: thousands of views made ahead cost more than they save), its pieces `begin:end` of the flat
+    piece columns, their count, and its global index, all Python lists (made by `tolist`)."""
+
+    arrays: list[np.ndarray]  # 2-D token arrays: the chunks read
+    chunk: list[int]  # per sequence: its array in `arrays`
+    place: list[int]  # per sequence: its row in that array
+    begin: list[int]  # per sequence: its first piece in the flat columns below
+    end: list[int]  # per sequence: one past its last piece
+    count: list[int]  # per sequence: end - begin
+    doc_ids: list[str]  # flat piece column
+    doc_lengths: list[np.ndarray]  # the flat int32 column by piece count: doc_lengths[p][a] is column[a:a + p]
+    doc_starts: list[np.ndarray]  # the flat bool column, the same way
+    index: list[int]  # global indices
+
+
+def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, list[Rows]], gather: bool) -> Items:
+    """A window's sequences (global indices `seqs`, at `shard`, `row`) in that order, for item by item. With
+    `gather` (short shuffled sequences), their pieces are first copied into this order, so that the loop walks
+    the piece columns in order instead of jumping between those of the chunks read (cache misses that grow with
+    the window); otherwise the piece columns of the window's chunks are only joined, each sequence pointing
+    into them. Token rows stay where they were read (making a row's view touches none of its tokens)."""
+    chunks, chunk_of, place = locate(shard, row, rows)
+    begin, end = _piece_bounds(chunks, chunk_of, place)
+    if gather:
+        offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, begin, end)
+        begin, end = offsets[:-1], offsets[1:]
+    else:
+        doc_ids = np.concatenate([c.doc_ids for c in chunks])
+        lengths = _joined_column([c.doc_lengths for c in chunks])
+        starts = _joined_column([c.doc_starts for c in chunks])
+    count = end - begin
+    return Items([c.input_ids for c in chunks], chunk_of.tolist(), place.tolist(), begin.tolist(), end.tolist(),
+                 count.tolist(), doc_ids.tolist(), _by_count(lengths, count), _by_count(starts, count), seqs.tolist())
+
+
+def _by_count(column: np.ndarray, count: np.ndarray) -> list[np.ndarray]:
+    """Per piece count p (0 to the largest in `count`), a 2-D view of the contiguous `column` whose row a is
+    column[a:a + p]: indexing a 2-D array by an integer makes a row's view for less than slicing a 1-D one."""
+    n, size = len(column), column.itemsize
+    return [np.ndarray((n - p + 1, p), column.dtype, column, 0, (size, size)) for p in range(int(count.max()) + 1)]
+
+
+def _joined_column(parts: list[np.ndarray]) -> np.ndarray:
+    """One read-only array of the chunks' piece column (the chunk's own when there is one)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.concatenate(parts)
+    out.flags.writeable = False
+    return out
