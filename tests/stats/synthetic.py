@@ -47,7 +47,6 @@ def copy_stage(workdir: Path, upstream: str, stage: str, add=None, extra=None, c
 def later_columns(t: pa.Table) -> dict[str, pa.Array]:
     """n_tokens = chars // 4 + 1; scores and signals derived from the length, so tests can recompute them."""
     chars = pc.utf8_length(t["text"]).to_numpy(zero_copy_only=False)
-    n = len(chars)
     return {"n_tokens": pa.array(chars // 4 + 1, pa.int64()),
             "lang_score": pa.array([None if i % 5 == 0 else (c % 100) / 100 for i, c in enumerate(chars)], pa.float64()),
             "quality_score": pa.array([min(1.0, c / 1000) for c in chars], pa.float64()),
