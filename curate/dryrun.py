@@ -19,6 +19,11 @@ def describe(recipe, workdir: Path, stages: list[str], plan: list | None) -> str
             size = sum(f.size for p in mine for f in p.files if f.size > 0)
             lines.append(f"  {source.name:<24} {source.kind:<4} {source.format:<9} {len(files):>6} files "
                          f"{human_bytes(size):>10} {len(mine):>6} partitions")
+        from curate.sources import compressed_to_measure
+
+        if measured := compressed_to_measure(plan, recipe):
+            lines.append(f"  (+ {len(measured)} compressed jsonl file(s) counted as one partition each here: the run "
+                         "decompresses them once and splits any holding more than ingest.partition_bytes)")
     lines += source_settings(recipe, stages)
     lines.append("stages:")
     for stage in stages:

@@ -80,6 +80,14 @@ def number_lines(plan: list[Partition], engine) -> list[Partition]:
     return [dataclasses.replace(p, lines_before=before[p.index]) if p.index in before else p for p in plan]
 
 
+def compressed_to_measure(plan: list[Partition], recipe) -> list[Partition]:
+    """The compressed jsonl files that may decompress to more than their `ingest.partition_bytes`: measured
+    (decompressed once) when a run starts, and split if they do."""
+    return [p for p in plan if recipe.source(p.source).format == "jsonl" and p.byte_range is None
+            and compression_of(p.files[0].uri) is not None
+            and p.files[0].size * MAX_COMPRESSION_RATIO > recipe.settings("ingest", p.source).partition_bytes]
+
+
 def split_compressed(plan: list[Partition], recipe, engine) -> list[Partition]:
     """The plan with each compressed jsonl file that decompresses to more than its `ingest.partition_bytes`
     as several partitions: byte ranges of its decompressed stream, numbered in place (the partitions after
@@ -88,8 +96,7 @@ def split_compressed(plan: list[Partition], recipe, engine) -> list[Partition]:
     def target(p: Partition) -> int:
         return recipe.settings("ingest", p.source).partition_bytes
 
-    todo = [p for p in plan if recipe.source(p.source).format == "jsonl" and p.byte_range is None
-            and compression_of(p.files[0].uri) is not None and p.files[0].size * MAX_COMPRESSION_RATIO > target(p)]
+    todo = compressed_to_measure(plan, recipe)
     if not todo:
         return plan
     sizes = engine.map(jsonl.decompressed_size, [p.files[0].uri for p in todo], desc="ingest: measure compressed files")

@@ -104,3 +104,16 @@ def test_kill_minus_9_during_a_split_compressed_ingest_resumes_byte_identical(tm
     assert file_bytes(work / "ingest") == file_bytes(tmp_path / "clean" / "ingest")
     assert pa.concat_tables([read_parts(work / "ingest")]).num_rows > 250
     assert not list(work.rglob(".tmp-*"))
+
+
+def test_dry_run_says_which_compressed_files_are_measured_at_run_time(tmp_path):
+    """The plan counts a compressed file as one partition (its decompressed size is unknown until read); the
+    dry run says so, for the files that may hold more than partition_bytes and not for the small ones."""
+    from curate.dryrun import describe
+
+    big = write_jsonl(tmp_path / "big.jsonl.gz", records(400, seed=3), "gzip")
+    small = write_jsonl(tmp_path / "s" / "small.jsonl.gz", records(2, seed=3), "gzip")
+    for path, partition_bytes, said in ((big, 4096, True), (small, 1 << 30, False)):
+        r = _recipe(path, partition_bytes)
+        text = describe(r, tmp_path / "w", ["ingest"], plan_ingest(r))
+        assert ("1 compressed jsonl file(s) counted as one partition each here" in text) is said, text
