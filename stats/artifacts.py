@@ -16,7 +16,6 @@ import fnmatch
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -29,24 +28,13 @@ BATCH_ROWS = 8192  # rows per record batch: bounds memory to a few MB of text pe
 
 
 def open_filesystem(uri: str, endpoint_url: str | None = None) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, root path inside it) for a work-directory path or URI."""
-    parts = urlsplit(uri)
-    if "@" in parts.netloc:
-        from curate.errors import RecipeError
+    """(filesystem, root path inside it) for a work-directory path or URI: the pipeline's own work-directory
+    layer (`curate.workpath`), so the report reads with the same clients, options and checks as the run."""
+    from curate import workpath
 
-        raise RecipeError(f"{uri.split('@')[-1]}: credentials in the URI are refused; use the environment or a profile")
-    if parts.scheme == "s3":  # the same client and options as the pipeline's work directories
-        from curate import workpath
-
-        fs = workpath.s3_filesystem(endpoint_url or workpath.options().endpoint_url, workpath.options().profile)
-        return fs, f"{parts.netloc}{parts.path}".rstrip("/")
-    if parts.scheme in ("", "file") or len(parts.scheme) == 1:  # a path, file://, or a Windows drive letter
-        import os
-
-        path = parts.path if parts.scheme == "file" else uri
-        return pafs.LocalFileSystem(), os.path.abspath(path).replace("\\", "/")
-    fs, path = pafs.FileSystem.from_uri(uri)
-    return fs, path.rstrip("/")
+    if endpoint_url and endpoint_url != workpath.options().endpoint_url:
+        workpath.configure(workpath.StoreOptions(endpoint_url, workpath.options().profile))
+    return workpath.WorkPath(uri).arrow_location()
 
 
 @dataclass
