@@ -21,7 +21,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -99,8 +99,8 @@ class ParquetPartWriter:
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
         self.digest = Digest()
-        self._sink_cm = self.final.writer(self.digest)
-        self._sink = self._sink_cm.__enter__()
+        self._open = ExitStack()  # the sink stays open across write() calls; close() publishes, abort() discards
+        self._sink = self._open.enter_context(self.final.writer(self.digest))
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
@@ -114,19 +114,15 @@ class ParquetPartWriter:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self._sink, self.schema, **PARQUET_OPTIONS)
         self.writer.close()
-        self._sink_cm.__exit__(None, None, None)
+        self._open.close()
         return {"file": self.final.name, "rows": self.rows, "sha256": self.digest.sha256}
 
     def abort(self) -> None:
         try:
             if self.writer is not None:
                 self.writer.close()
-        finally:
-            error = RuntimeError(f"{self.final}: abandoned")
-            try:
-                self._sink_cm.__exit__(RuntimeError, error, None)
-            except RuntimeError:
-                pass
+        finally:  # leaving the writer's block with an error: the file is never published
+            self._open.__exit__(RuntimeError, RuntimeError(f"{self.final}: abandoned"), None)
 
 
 def iter_part(path: Where, columns: list[str] | None = None, batch_size: int = 8192):

@@ -235,18 +235,27 @@ class WorkPath:
             raise FileNotFoundError(self.uri)
         return int(info.size)
 
-    def files(self, pattern: str = "*") -> list[WorkPath]:
-        """Files directly in this folder whose name matches `pattern`, sorted by name; [] if it is absent.
-        Temporaries (`.tmp-*`) never match."""
+    def _listing(self, pattern: str) -> dict[str, int]:
+        """name -> size of the files directly in this folder whose name matches `pattern` (one listing; a
+        missing folder lists nothing). Temporaries (`.tmp-*`) never match."""
         if not self.remote:
             if not os.path.isdir(self.uri):
-                return []
-            names = [e.name for e in os.scandir(self.uri) if e.is_file()]
+                return {}
+            found = {e.name: e.stat().st_size for e in os.scandir(self.uri) if e.is_file()}
         else:
             fs, path = self._fs()
             infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-            names = [i.base_name for i in infos if i.type == pafs.FileType.File]
-        return [self / n for n in sorted(names) if fnmatch.fnmatchcase(n, pattern) and not n.startswith(".tmp-")]
+            found = {i.base_name: int(i.size) for i in infos if i.type == pafs.FileType.File}
+        return {n: size for n, size in sorted(found.items())
+                if fnmatch.fnmatchcase(n, pattern) and not n.startswith(".tmp-")}
+
+    def files(self, pattern: str = "*") -> list[WorkPath]:
+        """Files directly in this folder whose name matches `pattern`, sorted by name; [] if it is absent."""
+        return [self / n for n in self._listing(pattern)]
+
+    def sizes(self, pattern: str = "*") -> dict[str, int]:
+        """name -> size of the matching files directly in this folder, sorted by name."""
+        return self._listing(pattern)
 
     def files_under(self) -> list[tuple[str, WorkPath]]:
         """Every file below this folder, at any depth, as (relative '/'-separated name, path), sorted by name."""
@@ -258,15 +267,6 @@ class WorkPath:
             infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
             found = [i.path[len(path) + 1:] for i in infos if i.type == pafs.FileType.File]
         return [(rel, self / rel) for rel in sorted(found) if not rel.rsplit("/", 1)[-1].startswith(".tmp-")]
-
-    def sizes(self, pattern: str = "*") -> dict[str, int]:
-        """name -> size of the matching files directly in this folder, from one listing."""
-        if not self.remote:
-            return {p.name: p.size() for p in self.files(pattern)}
-        fs, path = self._fs()
-        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        return {i.base_name: int(i.size) for i in infos
-                if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.base_name, pattern)}
 
     # -------------------------------------------------------------------------------- reading
     def open_input(self) -> pa.NativeFile:
