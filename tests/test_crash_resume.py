@@ -20,17 +20,16 @@ from tests.test_faults import curate, wait_for
 STAGES = list(stage_keys())  # every declared stage, decontaminate and redact included
 
 
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory, lid_model_path):
-    """A small demo corpus (60 stdlib files + the text sources), its tokenizer, and one uninterrupted run."""
+def small_demo_recipe(root: Path, lid_model_path: Path) -> Path:
+    """A small demo corpus in `root` (60 stdlib files + the text sources), a recipe over it with many
+    partitions (so a kill lands mid-stage), and its trained tokenizer; returns the recipe file."""
     from curate.sample import build_sample
 
-    root = tmp_path_factory.mktemp("crash")
     build_sample(root / "data/demo", max_code_files=60)
     raw = yaml.safe_load((ROOT / "recipes/demo.yaml").read_text())
     for source in raw["sources"]:
         source["paths"] = [p.replace("data/demo", str(root / "data/demo")) for p in source["paths"]]
-    raw["ingest"]["partition_bytes"] = 65536  # many partitions, so a kill lands mid-stage
+    raw["ingest"]["partition_bytes"] = 65536
     raw["language"]["model"] = str(lid_model_path)
     raw["tokenize"]["tokenizer"] = str(root / "tok.json")
     raw["pack"]["shard_tokens"] = 65536
@@ -38,6 +37,14 @@ def clean_run(tmp_path_factory, lid_model_path):
     recipe.write_text(yaml.safe_dump(raw))
     trained = curate("train-tokenizer", str(recipe), "--vocab-size", "1024", "--out", str(root / "tok.json"))
     assert trained.returncode == 0, trained.stderr
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory, lid_model_path):
+    """The small demo recipe and one uninterrupted run."""
+    root = tmp_path_factory.mktemp("crash")
+    recipe = small_demo_recipe(root, lid_model_path)
     done = curate("run", str(recipe), "--workdir", str(root / "clean"), "--engine", "local")
     assert done.returncode == 0, done.stderr
     return recipe, root / "clean"

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from curate.stagespec import stage_keys
 from curate.workpath import StoreOptions, WorkPath, configure
-from tests.conftest import ROOT
 from tests.s3server import ACCESS_KEY, SECRET_KEY
+from tests.test_crash_resume import small_demo_recipe
 from tests.test_faults import curate, wait_for
 
 STAGES = list(stage_keys())
@@ -42,22 +41,9 @@ def local_files(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, lid_model_path):
-    """The demo corpus cut down (60 stdlib files and the text sources), its tokenizer, and one local run."""
-    from curate.sample import build_sample
-
+    """The small demo recipe of the crash tests (60 stdlib files and the text sources) and one local run."""
     root = tmp_path_factory.mktemp("store")
-    build_sample(root / "data/demo", max_code_files=60)
-    raw = yaml.safe_load((ROOT / "recipes/demo.yaml").read_text())
-    for source in raw["sources"]:
-        source["paths"] = [p.replace("data/demo", str(root / "data/demo")) for p in source["paths"]]
-    raw["ingest"]["partition_bytes"] = 65536  # several partitions per stage, so a kill lands mid-stage
-    raw["language"]["model"] = str(lid_model_path)
-    raw["tokenize"]["tokenizer"] = str(root / "tok.json")
-    raw["pack"]["shard_tokens"] = 65536
-    recipe = root / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(raw))
-    trained = curate("train-tokenizer", str(recipe), "--vocab-size", "1024", "--out", str(root / "tok.json"))
-    assert trained.returncode == 0, trained.stderr
+    recipe = small_demo_recipe(root, lid_model_path)
     done = curate("run", str(recipe), "--workdir", str(root / "local"), "--engine", "local")
     assert done.returncode == 0, done.stderr
     return recipe, root / "local"

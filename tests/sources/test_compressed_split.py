@@ -5,18 +5,15 @@ one part; repeated `id_field` values numbered as in one part; a killed split ing
 from __future__ import annotations
 
 import json
-import signal
 
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curate.engine import LocalEngine
 from curate.sources import plan_ingest, read_partition, split_compressed
-from tests.helpers import file_bytes, read_parts, recipe, run, write_jsonl
-from tests.sources.test_jsonl_ranges import records
-from tests.test_faults import curate, wait_for, write_recipe
+from tests.helpers import read_parts, recipe, run, write_jsonl
+from tests.sources.test_jsonl_ranges import kill_split_ingest_then_resume, records
 
 
 def _recipe(path, partition_bytes: int, **source):
@@ -84,26 +81,9 @@ def test_a_small_compressed_file_stays_one_partition_with_its_identity(tmp_path,
 @pytest.mark.slow
 def test_kill_minus_9_during_a_split_compressed_ingest_resumes_byte_identical(tmp_path):
     path = write_jsonl(tmp_path / "data" / "big.jsonl.gz", records(300, seed=5), "gzip")
-    recipe_path = write_recipe(tmp_path, [{"name": "s", "kind": "text", "format": "jsonl", "paths": [str(path)]}],
-                               ingest={"partition_bytes": 4096})
-    clean = curate("run", str(recipe_path), "--workdir", str(tmp_path / "clean"), "--engine", "local", "--stages", "ingest")
-    assert clean.returncode == 0, clean.stderr
-    work = tmp_path / "w"
-    proc = curate("run", str(recipe_path), "--workdir", str(work), "--engine", "local", "--stages", "ingest",
-                  env={"CURATE_TASK_DELAY": "0.3"}, wait=False)
-    try:
-        wait_for(lambda: len(list((work / "ingest" / "_parts").glob("*.json"))) >= 3 or proc.poll() is not None, 120)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (work / "ingest" / "_manifest.json").exists()
-    rerun = curate("run", str(recipe_path), "--workdir", str(work), "--engine", "local", "--stages", "ingest")
-    assert rerun.returncode == 0, rerun.stderr
-    manifest = json.loads((work / "ingest" / "_manifest.json").read_text())
-    assert manifest["partitions"]["reused"] >= 3 and manifest["partitions"]["total"] > 40
-    assert file_bytes(work / "ingest") == file_bytes(tmp_path / "clean" / "ingest")
-    assert pa.concat_tables([read_parts(work / "ingest")]).num_rows > 250
-    assert not list(work.rglob(".tmp-*"))
+    manifest, work = kill_split_ingest_then_resume(tmp_path, path)
+    assert manifest["partitions"]["total"] > 40
+    assert read_parts(work / "ingest").num_rows > 250
 
 
 def test_dry_run_says_which_compressed_files_are_measured_at_run_time(tmp_path):
