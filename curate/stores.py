@@ -74,6 +74,13 @@ def _credentials_end(uri: str) -> int:
     return len(scheme) + len(sep) + at + 1 if at >= 0 else 0
 
 
+def refuse_credentials(uri: str) -> None:
+    """Raise StoreUsageError for a URI with credentials in it (`s3://key:secret@bucket`): they would end up
+    in logs, manifests and process listings. Used by every place that opens a store or a work directory."""
+    if _credentials_end(uri):
+        raise StoreUsageError(f"{safe_uri(uri)}: credentials in the URI are refused; use the environment or a profile")
+
+
 def safe_uri(uri: str) -> str:
     """The URI without any user-info part, for messages."""
     end = _credentials_end(uri)
@@ -305,8 +312,7 @@ def open_store(dest: str, endpoint_url: str | None = None, profile: str | None =
                max_connections: int = 16) -> Store:
     """The store for a destination URI: s3://, gs://, azure://, file:// or a plain path."""
     parts = urlsplit(dest)
-    if _credentials_end(dest):
-        raise StoreUsageError(f"{safe_uri(dest)}: credentials in the URI are refused; use the environment or a profile")
+    refuse_credentials(dest)
     quiet_transport_logs()
     if parts.scheme == "s3":
         if not parts.netloc:

@@ -123,13 +123,6 @@ def filesystem(scheme: str, uri: str) -> pafs.FileSystem:
     return _FILESYSTEMS[key]
 
 
-def _refuse_credentials(uri: str) -> None:
-    from curate.stores import StoreUsageError, _credentials_end, safe_uri
-
-    if _credentials_end(uri):
-        raise StoreUsageError(f"{safe_uri(uri)}: credentials in the URI are refused; use the environment or a profile")
-
-
 class WorkPath:
     """A file or folder in a work directory: a local path or `scheme://bucket/key`. Immutable, hashable,
     and a plain string inside, so it pickles into tasks as cheaply as a path."""
@@ -142,7 +135,9 @@ class WorkPath:
             uri = uri[len("file://"):] or "/"
         scheme = uri.split("://", 1)[0] if "://" in uri else ""
         if scheme:
-            _refuse_credentials(uri)
+            from curate.stores import refuse_credentials
+
+            refuse_credentials(uri)
             head, _, rest = uri.partition("://")
             uri = f"{head}://{rest.rstrip('/')}"
         elif len(uri) > 1:
