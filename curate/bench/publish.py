@@ -92,7 +92,11 @@ def bench_publish(workdir: Path, endpoint: str) -> dict:
 
 
 def main() -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the server logs every request otherwise
 
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
