@@ -330,7 +330,8 @@ def _needs_upload(store: Store, obj: LocalObject, read_back: bool) -> bool:
     whatever the source holds. A source shard corrupted after pack while the destination holds the right
     bytes is therefore not noticed here; hashing every skipped source to notice it would cost a full read of
     the work directory on every rerun (a download per shard from a bucket), and would protect no reader of
-    DEST. Readers of the work directory itself check shards against the manifest (loader, export)."""
+    DEST. Readers of a work directory check shards against the manifest themselves (export; the loader unless
+    `verify=False`)."""
     remote = store.stat(obj.key, read_back=read_back)
     return remote is None or remote.size != obj.size or remote.sha256 != obj.sha256
 
