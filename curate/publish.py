@@ -178,7 +178,8 @@ def local_objects(workdir: str | Path | WorkPath, jobs: int = 4) -> list[LocalOb
     objects = []
     for name in sorted(entries):
         want, size = entries[name], listed[name]
-        obj = LocalObject(f"shards/{name}", shards_dir / name, size, want["sha256"], hashed=False, manifest=pack_manifest)
+        obj = LocalObject(f"shards/{name}", shards_dir / name, size, want["sha256"], hashed=False,
+                          manifest=pack_manifest)
         if want.get("bytes", want.get("size", size)) != size:
             raise PublishRefused(f"{obj.path}: bytes differ from {pack_manifest} (size {size}, "
                                  f"expected {want.get('bytes', want.get('size'))})")
