@@ -10,9 +10,15 @@ Remote layout (keys relative to DEST, mirroring WORKDIR):
 The commit marker lists every object with its size and sha256, and is written only after every listed
 object has been read back and found to match. A reader that sees it can trust what it lists; a
 publish that fails or is killed leaves no marker. On S3 each object also carries its sha256 as user
-metadata, so a rerun skips objects whose size and recorded sha256 match the local file (without
+metadata, so a rerun skips objects whose size and recorded sha256 match the expected ones (without
 reading them) and re-sends the rest. Nothing remote is ever deleted except the marker itself, when
 `--overwrite` replaces a different published dataset.
+
+Each source object is read once. A shard's expected size and sha256 are the pack manifest's (the size is
+checked against the work directory's listing up front); its bytes are hashed as they stream to the
+destination, and bytes that differ from the manifest abandon the upload before it completes (no object
+appears) and refuse the publish, before the marker could be written. Report files and the pack manifest
+are small and hashed up front. What a skipped object is trusted on: see `_needs_upload`.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from tqdm import tqdm
 
 from curate import __version__
 from curate.errors import CurateError
-from curate.stores import Store, open_store, safe_uri, sha256_stream
+from curate.stores import BytesDiffer, Store, open_store, safe_uri, sha256_stream
 from curate.workpath import WorkPath
 
 log = logging.getLogger("curate.publish")
@@ -63,6 +69,10 @@ class LocalObject:
     path: WorkPath  # in the work directory: on disk or in a bucket
     size: int
     sha256: str
+    # False for a shard: size and sha256 are the pack manifest's, and its bytes are proven against them as they
+    # stream to the destination (or by `prove_sources`); True when they were hashed from the source itself.
+    hashed: bool = True
+    manifest: WorkPath | None = None  # the pack manifest that gave them, for messages
 
     def entry(self) -> dict:
         return {"key": self.key, "bytes": self.size, "sha256": self.sha256}
@@ -108,7 +118,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-# ---- the local side: what is on disk, checked against the pack manifest
+# ---- the local side: what is in the work directory, checked against the pack manifest
 
 def _pack_entries(obj) -> dict[str, dict]:
     """Shard name -> {sha256, bytes} from the pack manifest, wherever in the JSON the per-shard records sit
@@ -141,36 +151,53 @@ def _hash_files(paths: list[WorkPath], jobs: int) -> list[tuple[int, str]]:
         return list(pool.map(one, paths))
 
 
+def _differ(obj: LocalObject, size: int, sha256: str) -> PublishRefused:
+    return PublishRefused(f"{obj.path}: bytes differ from {obj.manifest} (size {size}, sha256 {sha256[:12]}…)")
+
+
 def local_objects(workdir: str | Path | WorkPath, jobs: int = 4) -> list[LocalObject]:
     """Every object to publish, in upload order: shards, report files, then the pack manifest.
 
-    Refuses a work directory whose shards disagree with the pack manifest (missing, extra, or different
-    bytes): publishing it would commit a dataset the manifest does not describe."""
+    Refuses a work directory whose shards disagree with the pack manifest by name or by size (missing, extra,
+    or a listed size that is not the manifest's): publishing it would commit a dataset the manifest does not
+    describe. Shards are not read here: their sha256 is the manifest's, and their bytes are checked against
+    it as they are uploaded (`Store.upload`) or by `prove_sources`. Report files and the pack manifest are
+    hashed here."""
     workdir = WorkPath(workdir)
     shards_dir, report_dir = workdir / "shards", workdir / "report"
     pack_manifest = shards_dir / "manifest.json"
     if not pack_manifest.is_file():
         raise PublishRefused(f"{pack_manifest}: not found; run the pack stage first")
     entries = _pack_entries(pack_manifest.read_json())
-    on_disk = {p.name: p for p in shards_dir.files(SHARD_GLOB)}
+    listed = shards_dir.sizes(SHARD_GLOB)
     if not entries:
         raise PublishRefused(f"{pack_manifest}: lists no shards with a sha256")
-    for name in sorted(set(on_disk) ^ set(entries)):
-        where = "is not listed in" if name in on_disk else "is listed in but missing from"
+    for name in sorted(set(listed) ^ set(entries)):
+        where = "is not listed in" if name in listed else "is listed in but missing from"
         raise PublishRefused(f"{shards_dir / name}: {where} {pack_manifest}")
-    paths = [on_disk[n] for n in sorted(entries)]
-    keys = [f"shards/{p.name}" for p in paths]
+    objects = []
+    for name in sorted(entries):
+        want, size = entries[name], listed[name]
+        obj = LocalObject(f"shards/{name}", shards_dir / name, size, want["sha256"], hashed=False,
+                          manifest=pack_manifest)
+        if want.get("bytes", want.get("size", size)) != size:
+            raise PublishRefused(f"{obj.path}: bytes differ from {pack_manifest} (size {size}, "
+                                 f"expected {want.get('bytes', want.get('size'))})")
+        objects.append(obj)
     reports = report_dir.files_under()
-    paths += [p for _, p in reports]
-    keys += [f"report/{rel}" for rel, _ in reports]
-    paths.append(pack_manifest)
-    keys.append(PACK_MANIFEST_KEY)
-    objects = [LocalObject(k, p, size, digest) for k, p, (size, digest) in zip(keys, paths, _hash_files(paths, jobs))]
-    for obj in objects:
-        want = entries.get(obj.path.name) if obj.key.startswith("shards/shard-") else None
-        if want and (want["sha256"] != obj.sha256 or want.get("bytes", want.get("size", obj.size)) != obj.size):
-            raise PublishRefused(f"{obj.path}: bytes differ from {pack_manifest} (size {obj.size}, sha256 {obj.sha256[:12]}…)")
+    keys = [f"report/{rel}" for rel, _ in reports] + [PACK_MANIFEST_KEY]
+    paths = [p for _, p in reports] + [pack_manifest]
+    objects += [LocalObject(k, p, size, digest) for k, p, (size, digest) in zip(keys, paths, _hash_files(paths, jobs))]
     return objects
+
+
+def prove_sources(objects: list[LocalObject], jobs: int) -> None:
+    """Hashes the sources of the objects whose sha256 was taken from the pack manifest, and refuses the publish
+    if any differs. Only for the cases where checking while uploading comes too late (see `publish`)."""
+    unproven = [o for o in objects if not o.hashed]
+    for obj, (size, digest) in zip(unproven, _hash_files([o.path for o in unproven], jobs)):
+        if (size, digest) != (obj.size, obj.sha256):
+            raise _differ(obj, size, digest)
 
 
 def publish_manifest(objects: list[LocalObject]) -> dict:
@@ -295,6 +322,17 @@ def check_objects(store: Store, objects: list[LocalObject], jobs: int) -> list[M
 
 
 def _needs_upload(store: Store, obj: LocalObject, read_back: bool) -> bool:
+    """False when the destination already holds the expected bytes: same size, and a recorded (S3 metadata) or,
+    on stores without metadata or with `read_back`, a read-back sha256 equal to the expected one.
+
+    A skipped shard's source is not read. The expected sha256 is the pack manifest's, the source's listed size
+    was checked against the manifest's, and the remote bytes are read back before any marker vouches for them
+    (or were, by the commit that lists them). So what gets published is exactly what the manifest describes,
+    whatever the source holds. A source shard corrupted after pack while the destination holds the right
+    bytes is therefore not noticed here; hashing every skipped source to notice it would cost a full read of
+    the work directory on every rerun (a download per shard from a bucket), and would protect no reader of
+    DEST. Readers of a work directory check shards against the manifest themselves (export; the loader unless
+    `verify=False`)."""
     remote = store.stat(obj.key, read_back=read_back)
     return remote is None or remote.size != obj.size or remote.sha256 != obj.sha256
 
@@ -305,7 +343,13 @@ def _upload_all(store: Store, objects: list[LocalObject], jobs: int, result: Pub
     hook, started = _fault_hook(), time.perf_counter()
 
     def send(obj: LocalObject) -> None:
-        store.upload(obj.key, obj.path, obj.sha256, progress.bytes)
+        try:
+            store.upload(obj.key, obj.path, obj.size, obj.sha256, progress.bytes)
+        except BytesDiffer as exc:  # abandoned before it completed: no object, and no marker after it
+            if not obj.hashed:
+                raise _differ(obj, exc.size, exc.sha256) from None
+            raise PublishError(f"{obj.path}: changed while being published (size {exc.size}, expected {obj.size}; "
+                               f"sha256 {exc.sha256[:12]}…, expected {obj.sha256[:12]}…)") from None
         hook(progress.object_done())
 
     try:
@@ -319,7 +363,8 @@ def _upload_all(store: Store, objects: list[LocalObject], jobs: int, result: Pub
 
 def publish(workdir: str | Path, dest: str, *, endpoint_url: str | None = None, profile: str | None = None,
             jobs: int = 8, overwrite: bool = False, dry_run: bool = False, recheck: bool = False) -> PublishResult:
-    """Uploads what is missing or differs, reads back what is not yet committed, then writes the marker."""
+    """Uploads what is missing or differs (each source read once, checked against the pack manifest as it
+    streams), reads back what is not yet committed, then writes the marker."""
     objects = local_objects(workdir, jobs)
     store = open_store(dest, endpoint_url, profile, max_connections=2 * jobs)
     result = PublishResult(dest, objects, dry_run=dry_run)
@@ -335,7 +380,13 @@ def publish(workdir: str | Path, dest: str, *, endpoint_url: str | None = None, 
     result.bytes_uploaded = sum(o.size for o in todo)
     if dry_run:
         return result
-    if remote is not None and not committed:
+    replacing = remote is not None and not committed
+    if replacing or not store.abandons_bad_uploads:
+        # Checking while uploading would come too late: the live marker about to be deleted would be lost for
+        # a work directory that is then refused, or a store that cannot abandon an upload would keep bad bytes.
+        # Only here are the shards to send read twice.
+        prove_sources(todo, jobs)
+    if replacing:
         store.delete(MANIFEST_KEY)  # the old marker would vouch for objects about to change
     _upload_all(store, todo, jobs, result)
     # Committed and skipped objects were read back when the marker was written; everything else is read now.

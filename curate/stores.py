@@ -7,6 +7,10 @@
     GenericStore gs://, azure:// and anything else smart_open opens. No metadata: an object's checksum
                  is found by reading it back.
 
+`Store.upload` hashes the bytes as they stream from the source and compares them with the sha256 it was
+given (the one it records as metadata) before the upload completes: bytes that are not the announced ones
+raise `BytesDiffer` and, where the store can (`abandons_bad_uploads`), never become an object.
+
 Credentials come only from the standard chains (environment, shared config/profiles, instance
 roles); a URI carrying credentials is refused so that they can never reach a log line or a manifest.
 """
@@ -40,6 +44,15 @@ class StoreError(CurateError):
     """A destination cannot be opened or an object operation fails."""
 
 
+class BytesDiffer(StoreError):
+    """The bytes read from an upload's source are not the size and sha256 the upload announced. Raised inside
+    the writer, so a store with `abandons_bad_uploads` abandons the upload and no object appears."""
+
+    def __init__(self, key: str, size: int, sha256: str):
+        super().__init__(f"{key}: source bytes differ from the expected ones (size {size}, sha256 {sha256[:12]}…)")
+        self.size, self.sha256 = size, sha256
+
+
 class StoreUsageError(CurateError):
     """The destination URI is not acceptable (exit 2)."""
 
@@ -61,6 +74,21 @@ def sha256_stream(fh, on_bytes: Callable[[int], None] | None = None) -> tuple[in
         if on_bytes:
             on_bytes(len(chunk))
     return size, h.hexdigest()
+
+
+def copy_checked(key: str, path, out, size: int, sha256: str, on_bytes: Callable[[int], None]) -> None:
+    """Streams the file at `path` (a WorkPath) into the open writer `out`, hashing it on the way: one read of
+    the source. Raises BytesDiffer before returning, i.e. before the caller's writer is closed, when the
+    bytes are not `size` bytes with `sha256`."""
+    h, sent = hashlib.sha256(), 0
+    with path.open_stream() as src:
+        while chunk := src.read(CHUNK):
+            h.update(chunk)
+            out.write(chunk)
+            sent += len(chunk)
+            on_bytes(len(chunk))
+    if sent != size or h.hexdigest() != sha256:
+        raise BytesDiffer(key, sent, h.hexdigest())
 
 
 def _credentials_end(uri: str) -> int:
@@ -99,13 +127,16 @@ class Store:
     """Keys are '/'-separated paths relative to the destination root."""
 
     uri: str
+    # An upload that raises before it completes leaves no object (and the key's previous object, if any).
+    abandons_bad_uploads = True
 
     def stat(self, key: str, read_back: bool = False) -> RemoteObject | None:
         """Size and recorded sha256 of an object, None if absent; read_back hashes the bytes themselves."""
         raise NotImplementedError
 
-    def upload(self, key: str, path, sha256: str, on_bytes: Callable[[int], None]) -> None:
-        """Copies the file at `path` (a `curate.workpath.WorkPath`: on disk or in another store) to `key`."""
+    def upload(self, key: str, path, size: int, sha256: str, on_bytes: Callable[[int], None]) -> None:
+        """Copies the file at `path` (a `curate.workpath.WorkPath`: on disk or in another store) to `key`,
+        reading it once; raises BytesDiffer (see `copy_checked`) when its bytes are not `size` and `sha256`."""
         raise NotImplementedError
 
     def open_read(self, key: str):
@@ -160,14 +191,8 @@ class LocalStore(Store):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def upload(self, key, path, sha256, on_bytes):
-        def copy(out):
-            with path.open_stream() as src:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                    on_bytes(len(chunk))
-
-        self._atomic_write(key, copy)
+    def upload(self, key, path, size, sha256, on_bytes):
+        self._atomic_write(key, lambda out: copy_checked(key, path, out, size, sha256, on_bytes))
 
     def open_read(self, key):
         return open(self._path(key), "rb")
@@ -232,13 +257,11 @@ class S3Store(Store):
             return RemoteObject(size, digest)
         return RemoteObject(head["ContentLength"], head.get("Metadata", {}).get(SHA256_META))
 
-    def upload(self, key, path, sha256, on_bytes):
-        params = self._params(sha256, multipart=path.size() > PART_SIZE)
+    def upload(self, key, path, size, sha256, on_bytes):
+        # smart_open's writers terminate on an exception: a single PUT is never sent, a multipart upload is aborted
+        params = self._params(sha256, multipart=size > PART_SIZE)
         with smart_open.open(self._uri(key), "wb", transport_params=params, compression="disable") as out:
-            with path.open_stream() as src:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                    on_bytes(len(chunk))
+            copy_checked(key, path, out, size, sha256, on_bytes)
 
     def open_read(self, key):
         if self._head(key) is None:
@@ -262,6 +285,9 @@ class S3Store(Store):
 class GenericStore(Store):
     """Any smart_open scheme (gs://, azure://): credentials from the library's own default chain."""
 
+    # smart_open's gcs writer completes the upload when its block is left, even on an exception
+    abandons_bad_uploads = False
+
     def __init__(self, uri: str):
         self.uri = uri.rstrip("/")
         self.params = _azure_params() if uri.startswith("azure://") else {}
@@ -281,12 +307,9 @@ class GenericStore(Store):
                 raise FileNotFoundError(self._uri(key)) from exc
             raise
 
-    def upload(self, key, path, sha256, on_bytes):
+    def upload(self, key, path, size, sha256, on_bytes):
         with smart_open.open(self._uri(key), "wb", transport_params=self.params, compression="disable") as out:
-            with path.open_stream() as src:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                    on_bytes(len(chunk))
+            copy_checked(key, path, out, size, sha256, on_bytes)
 
     def put_bytes(self, key, data, sha256):
         with smart_open.open(self._uri(key), "wb", transport_params=self.params, compression="disable") as out:

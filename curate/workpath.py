@@ -272,11 +272,12 @@ class WorkPath:
         return fs.open_input_file(path)
 
     def open_stream(self) -> pa.NativeFile:
-        """A sequential reader (read-ahead in a bucket)."""
+        """A sequential reader (read-ahead in a bucket) of the stored bytes: a `.gz` name is not decompressed,
+        in a bucket as on disk (pyarrow's streams would otherwise detect compression from the extension)."""
         if not self.remote:
             return pa.OSFile(self.uri, "rb")
         fs, path = self._fs()
-        return fs.open_input_stream(path)
+        return fs.open_input_stream(path, compression=None)
 
     def read_bytes(self) -> bytes:
         if not self.remote:

@@ -9,11 +9,14 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from curate import workpath
 from curate.publish import MANIFEST_KEY, PublishRefused, local_objects, publish
+from curate.workpath import WorkPath
 from tests.s3server import ACCESS_KEY, SECRET_KEY
 
 BIG = 9 * (1 << 20) + 12345  # above the 8 MiB part size: a 2-part multipart upload
@@ -210,3 +213,127 @@ def test_missing_bucket_is_an_error_naming_it(s3, tmp_path):
     proc = run_cli("publish", str(work), "s3://no-such-bucket-here/ds", "--endpoint-url", endpoint)
     assert proc.returncode == 1 and "no-such-bucket-here" in proc.stderr and "Traceback" not in proc.stderr
     assert_no_credentials([proc.stdout, proc.stderr], work)
+
+
+# ---- each source object is read once; a shard that differs from the pack manifest never lands
+
+class _CountingStream:
+    """A source stream that adds the bytes read through it to `reads[name]`."""
+
+    def __init__(self, inner, reads: Counter, name: str):
+        self.inner, self.reads, self.name = inner, reads, name
+
+    def read(self, *args):
+        data = self.inner.read(*args)
+        self.reads[self.name] += len(data)
+        return data
+
+    def close(self):
+        self.inner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def source_reads(monkeypatch):
+    """(opens, bytes read) per file name, for everything publish reads from the work directory."""
+    opens, reads = Counter(), Counter()
+    for method in ("open_stream", "open_input"):
+        original = getattr(WorkPath, method)
+
+        def counted(self, _original=original):
+            opens[self.name] += 1
+            return _CountingStream(_original(self), reads, self.name)
+
+        monkeypatch.setattr(WorkPath, method, counted)
+    return opens, reads
+
+
+def in_bucket(client, bucket: str, endpoint: str, work: Path) -> str:
+    """The work directory copied to s3://bucket/work (this process's WorkPaths reach it through `endpoint`)."""
+    for path in sorted(p for p in work.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, f"work/{path.relative_to(work).as_posix()}")
+    workpath.configure(workpath.StoreOptions(endpoint_url=endpoint))
+    return f"s3://{bucket}/work"
+
+
+@pytest.fixture
+def store_options():
+    yield
+    workpath.configure(None)
+
+
+@pytest.mark.parametrize("source", ["local", "bucket"])
+def test_each_shard_is_read_once(s3, tmp_path, source_reads, store_options, source):
+    """A fresh publish opens each source shard once and reads its bytes once (hashed as they upload); a rerun
+    that skips everything reads no shard at all."""
+    client, bucket, endpoint = s3
+    work = make_workdir(tmp_path / "work")
+    where = str(work) if source == "local" else in_bucket(client, bucket, endpoint, work)
+    sizes = {p.name: p.stat().st_size for p in (work / "shards").glob("shard-*.arrow")}
+    opens, reads = source_reads
+    dest = f"s3://{bucket}/ds"
+    result = publish(where, dest, endpoint_url=endpoint)
+    assert result.committed and len(result.uploaded) == len(result.objects)
+    assert {n: opens[n] for n in sizes} == dict.fromkeys(sizes, 1)
+    assert {n: reads[n] for n in sizes} == sizes
+    for name, size in sizes.items():
+        assert client.head_object(Bucket=bucket, Key=f"ds/shards/{name}")["ContentLength"] == size
+    opens.clear()
+    reads.clear()
+    again = publish(where, dest, endpoint_url=endpoint)
+    assert again.uploaded == [] and not again.marker_written
+    assert not [n for n in sizes if opens[n] or reads[n]]
+
+
+def corrupt(shard: Path) -> None:
+    """One bit off in the middle of the file: same size, other sha256."""
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 1
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("index", [0, 2], ids=["multipart", "single-put"])
+@pytest.mark.parametrize("source", ["local", "bucket"])
+def test_shard_differing_from_manifest_is_refused_and_never_lands(s3, tmp_path, store_options, source, index):
+    """Same size, other bytes: found while the shard streams up; the upload is abandoned (no version of the
+    key ever exists on the versioned bucket, no multipart upload is left open) and no marker is written."""
+    client, bucket, endpoint = s3
+    work = make_workdir(tmp_path / "work", n_shards=6)
+    name = f"shard-{index:05d}.arrow"
+    corrupt(work / "shards" / name)
+    where = str(work) if source == "local" else in_bucket(client, bucket, endpoint, work)
+    with pytest.raises(PublishRefused, match=rf"{name}: bytes differ from .*shards/manifest.json \(size \d+, sha256 "):
+        publish(where, f"s3://{bucket}/ds", endpoint_url=endpoint, jobs=2)
+    written = versions(client, bucket)
+    assert f"ds/{MANIFEST_KEY}" not in written and f"ds/shards/{name}" not in written
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_shard_differing_from_manifest_never_lands_in_a_folder(tmp_path):
+    work = make_workdir(tmp_path / "work")
+    corrupt(work / "shards" / "shard-00001.arrow")
+    out = tmp_path / "out"
+    with pytest.raises(PublishRefused, match="shard-00001.arrow: bytes differ from"):
+        publish(work, str(out), jobs=1)
+    assert not (out / MANIFEST_KEY).exists() and not (out / "shards" / "shard-00001.arrow").exists()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+
+
+def test_overwrite_with_a_differing_shard_keeps_the_old_commit(s3, tmp_path):
+    """Replacing a published dataset deletes its marker before uploading; so the shards to send are proven
+    first, and a work directory that is refused leaves the old dataset committed and untouched."""
+    client, bucket, endpoint = s3
+    old, new = make_workdir(tmp_path / "old", seed=1), make_workdir(tmp_path / "new", seed=2)
+    dest = f"s3://{bucket}/ds"
+    assert publish(old, dest, endpoint_url=endpoint).committed
+    before = versions(client, bucket)
+    corrupt(new / "shards" / "shard-00003.arrow")
+    with pytest.raises(PublishRefused, match="shard-00003.arrow: bytes differ from"):
+        publish(new, dest, endpoint_url=endpoint, overwrite=True)
+    assert versions(client, bucket) == before
+    assert run_cli("verify", dest, "--endpoint-url", endpoint).returncode == 0

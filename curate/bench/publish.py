@@ -2,9 +2,10 @@
 
 The baseline is `boto3.client("s3").upload_file` of the same files, one after another, with boto3's
 default TransferConfig (8 MiB multipart threshold and parts, 10 threads per file), in the same run
-against the same server. `curate publish` is timed twice: its upload phase alone (the like-for-like
-figure) and end to end (local sha256, remote stat, upload, read-back of every object, marker).
-Each figure is the best of REPEATS runs, as the machine is shared.
+against the same server. `curate publish` is timed three times: its upload phase alone (the like-for-like
+figure), end to end from a local work directory (hashing, remote stat, upload, read-back of every object,
+marker), and end to end from a work directory in the same bucket (store to store: every source byte is a
+download). Each figure is the best of REPEATS runs, as the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from curate import workpath
 from curate.publish import publish
 
 SHARDS = [24 << 20] * 4 + [6 << 20] * 4  # 120 MiB: multipart-sized and single-PUT-sized shards
@@ -53,11 +55,12 @@ def _boto3_seconds(client, bucket: str, files: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def _empty(client, bucket: str) -> None:
-    """Frees the server's memory between repeats."""
+def _empty(client, bucket: str, keep: str = "work/") -> None:
+    """Frees the server's memory between repeats (the bucket work directory under `keep` stays)."""
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
+            if not obj["Key"].startswith(keep):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
 def bench_publish(workdir: Path, endpoint: str) -> dict:
@@ -68,7 +71,10 @@ def bench_publish(workdir: Path, endpoint: str) -> dict:
     client.create_bucket(Bucket=bucket)
     files = sorted((workdir / "shards").glob("*"))
     total = sum(p.stat().st_size for p in files)
-    best = {"boto3": float("inf"), "upload": float("inf"), "end_to_end": float("inf")}
+    for path in files:  # the same work directory in the bucket, for the store-to-store figure
+        client.upload_file(str(path), bucket, f"work/shards/{path.name}")
+    workpath.configure(workpath.StoreOptions(endpoint_url=endpoint))
+    best = {"boto3": float("inf"), "upload": float("inf"), "end_to_end": float("inf"), "from_bucket": float("inf")}
     for _ in range(REPEATS):
         best["boto3"] = min(best["boto3"], _boto3_seconds(client, bucket, files))
         _empty(client, bucket)
@@ -77,11 +83,20 @@ def bench_publish(workdir: Path, endpoint: str) -> dict:
         best["end_to_end"] = min(best["end_to_end"], time.perf_counter() - started)
         best["upload"] = min(best["upload"], result.seconds_upload)
         _empty(client, bucket)
+        started = time.perf_counter()
+        publish(f"s3://{bucket}/work", f"s3://{bucket}/curate-{uuid.uuid4().hex}", endpoint_url=endpoint)
+        best["from_bucket"] = min(best["from_bucket"], time.perf_counter() - started)
+        _empty(client, bucket)
+    workpath.configure(None)
     return {"bytes": total, "files": len(files), **best}
 
 
 def main() -> None:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the server logs every request otherwise
 
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)  # never send real credentials anywhere, not even to loopback
@@ -99,7 +114,8 @@ def main() -> None:
     print(f"publish: {fig['files']} files, {mb:.0f} MB, moto server on loopback, best of {REPEATS}")
     print(f"{'method':<34}{'seconds':>9}{'MB/s':>9}{'vs boto3':>10}")
     for name, key in (("boto3 upload_file (sequential)", "boto3"), ("curate publish: upload phase", "upload"),
-                      ("curate publish: end to end", "end_to_end")):
+                      ("curate publish: end to end", "end_to_end"),
+                      ("curate publish: from a bucket", "from_bucket")):
         print(f"{name:<34}{fig[key]:>9.2f}{mb / fig[key]:>9.1f}{fig['boto3'] / fig[key]:>9.2f}x")
 
 
