@@ -202,10 +202,10 @@ def _batches_rows(batches: list[pa.RecordBatch], firsts: list[int], seq_len: int
     counts = pc.list_value_length(table.column("doc_ids")).to_numpy()
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    starts = pc.list_flatten(table.column("doc_starts")).combine_chunks()
-    doc_ids = _doc_ids(pc.list_flatten(table.column("doc_ids")).combine_chunks(), pc.sum(starts).as_py() or 0)
+    doc_starts = pc.list_flatten(table.column("doc_starts")).to_numpy()
+    doc_ids = _doc_ids(pc.list_flatten(table.column("doc_ids")).combine_chunks(), np.count_nonzero(doc_starts))
     doc_lengths = pc.list_flatten(table.column("doc_lengths")).to_numpy()
-    doc_starts, n_pad = starts.to_numpy(zero_copy_only=False), table.column("n_pad_tokens").to_numpy()
+    n_pad = table.column("n_pad_tokens").to_numpy()
     out, row = [], 0
     for batch, first in zip(batches, firsts):
         n = batch.num_rows
@@ -222,11 +222,11 @@ def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
     entry per piece, as pack writes them), so doc_ids' offsets serve all three."""
     doc_ids = batch.column("doc_ids")
     offsets = doc_ids.offsets.to_numpy()
-    starts = pc.list_flatten(batch.column("doc_starts"))
+    starts = pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False)
     return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets - offsets[0],
-                _doc_ids(pc.list_flatten(doc_ids), pc.sum(starts).as_py() or 0),
-                pc.list_flatten(batch.column("doc_lengths")).to_numpy(),
-                starts.to_numpy(zero_copy_only=False), batch.column("n_pad_tokens").to_numpy(), rows)
+                _doc_ids(pc.list_flatten(doc_ids), np.count_nonzero(starts)),
+                pc.list_flatten(batch.column("doc_lengths")).to_numpy(), starts,
+                batch.column("n_pad_tokens").to_numpy(), rows)
 
 
 def take(rows: Rows, keep: np.ndarray) -> Rows:
