@@ -160,19 +160,61 @@ class ShardSet:
 
     def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
         chunks, start = [], 0
+        kept, firsts = [], []  # local: the batches kept whole, converted together below
         for batch in reader:
             if not read_all and len(rows) and start > rows[-1]:
                 break  # nothing more is asked for, and no checksum needs the rest of the stream
             stop = start + batch.num_rows
             lo, hi = np.searchsorted(rows, [start, stop])
             if hi > lo and (whole or hi - lo == batch.num_rows):  # the batch as it is: no copy
-                chunks.append(batch_rows(batch, self.seq_len, np.arange(start, stop, dtype=np.int64)))
+                if whole:
+                    kept.append(batch)
+                    firsts.append(start)
+                else:
+                    chunks.append(batch_rows(batch, self.seq_len, np.arange(start, stop, dtype=np.int64)))
             elif hi > lo:
                 chunks.append(batch_rows(batch.take(pa.array(rows[lo:hi] - start)), self.seq_len, rows[lo:hi]))
             start = stop
         if len(rows) and rows[-1] >= start:
             raise ValueError(f"row {int(rows[-1])} asked for, the shard has {start}")
-        return chunks
+        return _batches_rows(kept, firsts, self.seq_len) if whole else chunks
+
+
+def _doc_ids(flat: pa.Array, starts: int) -> np.ndarray:
+    """A flat string column as an object array. Where documents span several pieces each (short sequences:
+    a document's id is repeated in every sequence it fills), each distinct id is made a Python str once and
+    the column is an index into those (the same values, far fewer objects to make and to hold); otherwise
+    every entry is converted. `starts`: how many pieces begin a document, about as many as distinct ids."""
+    if 4 * starts < len(flat):
+        encoded = flat.dictionary_encode()
+        return encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy()]
+    return flat.to_numpy(zero_copy_only=False)
+
+
+def _batches_rows(batches: list[pa.RecordBatch], firsts: list[int], seq_len: int) -> list[Rows]:
+    """One `Rows` per record batch (all rows, the first of each at shard row `firsts`), values not copied.
+    The piece columns are converted for all the batches at once (a shard's record batches may be small:
+    converting each alone costs more than its rows), each batch's `Rows` holding slices of them; the token
+    rows stay views of each batch's buffer."""
+    if len(batches) < 2:
+        return [batch_rows(b, seq_len, np.arange(f, f + b.num_rows, dtype=np.int64)) for b, f in zip(batches, firsts)]
+    table = pa.Table.from_batches(batches)
+    counts = pc.list_value_length(table.column("doc_ids")).to_numpy()
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    doc_starts = pc.list_flatten(table.column("doc_starts")).to_numpy()
+    doc_ids = _doc_ids(pc.list_flatten(table.column("doc_ids")).combine_chunks(), np.count_nonzero(doc_starts))
+    doc_lengths = pc.list_flatten(table.column("doc_lengths")).to_numpy()
+    n_pad = table.column("n_pad_tokens").to_numpy()
+    out, row = [], 0
+    for batch, first in zip(batches, firsts):
+        n = batch.num_rows
+        a, b = int(offsets[row]), int(offsets[row + n])
+        out.append(Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len),
+                        offsets[row:row + n + 1] - a, doc_ids[a:b], doc_lengths[a:b], doc_starts[a:b],
+                        n_pad[row:row + n], np.arange(first, first + n, dtype=np.int64)))
+        row += n
+    return out
 
 
 def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
@@ -180,10 +222,10 @@ def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
     entry per piece, as pack writes them), so doc_ids' offsets serve all three."""
     doc_ids = batch.column("doc_ids")
     offsets = doc_ids.offsets.to_numpy()
+    starts = pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False)
     return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets - offsets[0],
-                pc.list_flatten(doc_ids).to_numpy(zero_copy_only=False),
-                pc.list_flatten(batch.column("doc_lengths")).to_numpy(),
-                pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False),
+                _doc_ids(pc.list_flatten(doc_ids), np.count_nonzero(starts)),
+                pc.list_flatten(batch.column("doc_lengths")).to_numpy(), starts,
                 batch.column("n_pad_tokens").to_numpy(), rows)
 
 

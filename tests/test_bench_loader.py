@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 
-from curate.bench.loader import _consume, pyarrow_batches, pyarrow_shuffled_batches, write_shards
+from curate.bench.loader import _consume, pyarrow_batches, pyarrow_items, pyarrow_shuffled_batches, write_shards
 from curate.loader import PackedShards
 
 
@@ -36,3 +36,23 @@ def test_baselines_deliver_the_loaders_batches(tmp_path):
     assert as_tuples(pyarrow_shuffled_batches(stream, manifest, 7, seed=0, window=2)) == shuffled
     assert shuffled != in_order and sorted(shuffled) == sorted(in_order)
     assert _consume(pyarrow_batches(stream, manifest, 7)) == 150
+
+
+def test_rank_baselines_deliver_the_loaders_rank_share(tmp_path):
+    """pyarrow's rank 0 of 2 (and rank 1 of 3) hands out what the loader's rank does without shuffling: the
+    comparison for a rank is with pyarrow doing the same share, not the whole data."""
+    workdir = write_shards(tmp_path / "w", shards=3, seqs=20, seq_len=64)
+    shards = workdir / "shards"
+    manifest = json.loads((shards / "manifest.json").read_text())
+
+    def stream(name):
+        with pa.memory_map(str(shards / name)) as source:
+            yield from pa.ipc.open_stream(source)
+
+    for rank, world_size in ((0, 2), (1, 2), (1, 3)):
+        data = PackedShards(workdir, shuffle=False, verify=False, rank=rank, world_size=world_size)
+        want = as_tuples(data.batches(7))
+        assert as_tuples(pyarrow_batches(stream, manifest, 7, rank, world_size)) == want
+        items = [(x["index"], x["input_ids"].tolist(), x["doc_ids"], x["doc_lengths"].tolist(), x["doc_starts"].tolist())
+                 for x in pyarrow_items(stream, manifest, rank, world_size)]
+        assert items == [(i, t, list(d), n, s) for i, t, d, n, s in want]

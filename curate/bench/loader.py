@@ -74,8 +74,10 @@ def write_shards(root: Path, shards: int = SHARDS, seqs: int = SEQS, seq_len: in
     return root
 
 
-def pyarrow_items(open_stream, manifest: dict):
-    """The baseline reader: every sequence as the loader's dict, in file order, with pyarrow and numpy only."""
+def pyarrow_items(open_stream, manifest: dict, rank: int = 0, world_size: int = 1):
+    """The baseline reader: every sequence as the loader's dict, in file order, with pyarrow and numpy only.
+    With `world_size` > 1, only rank `rank`'s share: global indices rank, rank + world_size, ... (what the
+    loader's rank hands out without shuffling), so that a rank is compared with pyarrow doing the same work."""
     import pyarrow.compute as pc
 
     index, seq_len = 0, manifest["seq_len"]
@@ -87,11 +89,11 @@ def pyarrow_items(open_stream, manifest: dict):
             doc_ids = pc.list_flatten(batch.column("doc_ids")).to_numpy(zero_copy_only=False)
             flat_lengths = pc.list_flatten(lengths).to_numpy()
             starts = pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False)
-            for i in range(batch.num_rows):
+            for i in range((rank - index) % world_size, batch.num_rows, world_size):
                 a, b = offsets[i], offsets[i + 1]
                 yield {"input_ids": ids[i], "doc_ids": doc_ids[a:b].tolist(), "doc_lengths": flat_lengths[a:b],
-                       "doc_starts": starts[a:b], "index": index}
-                index += 1
+                       "doc_starts": starts[a:b], "index": index + i}
+            index += batch.num_rows
 
 
 def _arrow_block(table, seq_len: int, first: int) -> dict:
@@ -140,16 +142,31 @@ def _in_batches(blocks, size: int):
         yield held
 
 
-def pyarrow_batches(open_stream, manifest: dict, size: int):
+def pyarrow_batches(open_stream, manifest: dict, size: int, rank: int = 0, world_size: int = 1):
     """The baseline in batches, file order: every record batch's columns as numpy (token rows are a view
-    of the file), cut into batches of `size` (views; a batch spanning two record batches is a copy)."""
+    of the file), cut into batches of `size` (views; a batch spanning two record batches is a copy). With
+    `world_size` > 1, rank `rank`'s share as in `pyarrow_items`: its token rows a strided view of each
+    record batch (no copy before the consumer's), its pieces gathered."""
     def blocks():
         first = 0
         for entry in manifest["shards"]:
             for batch in open_stream(entry["file"]):
-                yield _arrow_block(batch, manifest["seq_len"], first)
+                block = _arrow_block(batch, manifest["seq_len"], first)
+                yield block if world_size == 1 else _every(block, (rank - first) % world_size, world_size)
                 first += batch.num_rows
     return _in_batches(blocks(), size)
+
+
+def _every(block: dict, start: int, step: int) -> dict:
+    """Rows start, start + step, ... of a block: token rows and index as strided views, pieces gathered."""
+    offsets = block["doc_offsets"]
+    begin, end = offsets[start:-1:step], offsets[start + 1::step]
+    count = end - begin
+    out = np.zeros(len(count) + 1, np.int64)
+    np.cumsum(count, out=out[1:])
+    pieces = np.repeat(begin - out[:-1], count) + np.arange(out[-1])
+    return {"input_ids": block["input_ids"][start::step], "doc_offsets": out,
+            **{k: block[k][pieces] for k in ("doc_ids", "doc_lengths", "doc_starts")}, "index": block["index"][start::step]}
 
 
 def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, window: int):
@@ -221,6 +238,7 @@ def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, r
         "loader": _passes(lambda: PackedShards(workdir, seed=0, verify=False), passes),
         "loader, no shuffle": _passes(lambda: PackedShards(workdir, shuffle=False, verify=False), passes),
         "loader, verify": _passes(lambda: PackedShards(workdir, seed=0, verify=True), passes),
+        "pyarrow, 2 ranks (rank 0)": _passes(lambda: pyarrow_items(stream, manifest, 0, 2), passes),
         "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
                                             passes),
     }
@@ -229,6 +247,7 @@ def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, r
         "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2)),
         "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(batch)),
         "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(batch)),
+        "pyarrow, 2 ranks (rank 0), file order": batched(lambda: pyarrow_batches(stream, manifest, batch, 0, 2)),
         "loader, 2 ranks (rank 0)": batched(
             lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(batch)),
     }
@@ -325,17 +344,21 @@ def check_megatron_core(workdir: Path, out: Path) -> str:
 
 def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None,
            same_order: dict[str, str] | None = None) -> None:
-    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences. `same_order` names,
+    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences. The first ratio is
+    against `base`, except for rank 0 of 2: against the pyarrow mode of the same rank split (pyarrow reading
+    rank 0's half, in file order), so both sides deliver the same number of sequences. `same_order` names,
     per mode, the pyarrow mode that delivers the same order, for a second ratio."""
     print(title)
     head = f"{'mode':<40}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
     head += f"{'vs ' + base:>24}" if base else ""
     head += f"{'vs same order':>15}" if same_order else ""
     print(head)
+    ranked = next((k for k in times if k.startswith("pyarrow") and "2 ranks" in k), None)
     for name, t in times.items():
         share = 0.5 if "2 ranks" in name else 1.0
         line = f"{name:<40}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
-        line += f"{times[base] / t * share:>23.2f}x" if base else ""
+        if base:
+            line += f"{times[ranked] / t:>23.2f}x" if share < 1 and ranked else f"{times[base] / t * share:>23.2f}x"
         if same_order:
             other = same_order.get(name)
             line += f"{times[other] / t * share:>14.2f}x" if other else f"{'':>15}"
