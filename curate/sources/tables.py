@@ -26,20 +26,20 @@ from curate.sources.records import RAW_SCHEMA
 
 # Rows per read batch are chosen so that a batch holds about this many (uncompressed) bytes, at most 8192
 # rows; a parquet file is read through a buffer of READ_BUFFER bytes, not a whole column chunk at a time.
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 8 << 20
 READ_BUFFER = 8 << 20
 
 
 def open_parquet(file: InputFile) -> pq.ParquetFile:
     if compression_of(file.uri) or file.uri.startswith(("http://", "https://")):
         with open_binary(file.uri) as fh:  # not seekable: buffer it
-            return pq.ParquetFile(io.BytesIO(fh.read()), buffer_size=READ_BUFFER)
+            return pq.ParquetFile(io.BytesIO(fh.read()), buffer_size=READ_BUFFER, pre_buffer=False)
     if is_uri(file.uri):
         import pyarrow.fs as pafs
 
         fs, path = pafs.FileSystem.from_uri(file.uri)
-        return pq.ParquetFile(fs.open_input_file(path), buffer_size=READ_BUFFER)
-    return pq.ParquetFile(file.uri, buffer_size=READ_BUFFER)
+        return pq.ParquetFile(fs.open_input_file(path), buffer_size=READ_BUFFER, pre_buffer=False)
+    return pq.ParquetFile(file.uri, buffer_size=READ_BUFFER, pre_buffer=False)
 
 
 def table_columns(file: InputFile, fmt: str) -> list[str]:
