@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 from curate.sources.files import InputFile, compression_of, is_uri, open_binary, range_count
 from curate.sources.records import RAW_SCHEMA
 
-
 # Rows per read batch are chosen so that a batch holds about this many (uncompressed) bytes, at most 8192
 # rows; a parquet file is read through a buffer of READ_BUFFER bytes, not a whole column chunk at a time.
 BATCH_BYTES = 8 << 20

@@ -61,9 +61,9 @@ def test_one_big_unit_is_several_parts_with_the_documents_ids_order_and_drops_of
     whole, parts = read_parts(tmp_path / "one" / "ingest"), read_parts(tmp_path / "split" / "ingest")
     assert parts.equals(whole) and whole.num_rows > 2500
     ids = whole["id"].to_pylist()
-    assert len(set(ids)) == len(ids) and ("s/big.%s#1" % fmt in ids) == (id_field is None)
+    assert len(set(ids)) == len(ids) and (f"s/big.{fmt}#1" in ids) == (id_field is None)
     if id_field:
-        assert "s/k1#2" in ids and "s/big.%s#7" % fmt in ids  # repeats numbered in file order; row 7 has no key
+        assert "s/k1#2" in ids and f"s/big.{fmt}#7" in ids  # repeats numbered in file order; row 7 has no key
     dropped = read_parts(tmp_path / "split" / "ingest" / "dropped").sort_by("id")
     assert dropped.equals(read_parts(tmp_path / "one" / "ingest" / "dropped").sort_by("id"))
     assert set(dropped["drop_reason"].to_pylist()) == {"ingest.missing_text", "ingest.empty"}
