@@ -126,3 +126,25 @@ def test_kill_minus_9_during_a_sliced_ingest_resumes_byte_identical(tmp_path, fm
     manifest, work = kill_split_ingest_then_resume(tmp_path, path, fmt)
     assert manifest["partitions"]["total"] > 40
     assert read_parts(work / "ingest").num_rows > 500
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_a_remote_big_unit_is_sliced_the_same(tmp_path, s3, monkeypatch, fmt):
+    """The same file in a bucket (the loopback S3 server, through pyarrow's filesystem): the same slices,
+    and their rows, read from one shared stream, are those of the local file."""
+    client, bucket, endpoint = s3
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    path = _write(tmp_path / f"big.{fmt}", _table(800, seed=4), fmt)
+    client.upload_file(str(path), bucket, f"in/big.{fmt}")
+
+    def rows(where):
+        r = _recipe(where, fmt, 40_000)
+        plan, out = plan_ingest(r), []
+        for group in stream_groups(plan):
+            with open_stream(group, r) as stream:
+                out += [t for p in group for t in read_partition(p, r, stream=stream)]
+        return [p.row_slice for p in plan], pa.concat_tables(out)
+
+    (local_slices, local), (remote_slices, remote) = rows(path), rows(f"s3://{bucket}/in/big.{fmt}")
+    assert remote_slices == local_slices and len(local_slices) > 8
+    assert remote.equals(local)
