@@ -15,8 +15,8 @@ def describe(recipe, workdir: Path, stages: list[str], plan: list | None) -> str
         lines.append(f"inputs: {len(plan)} partitions")
         for source in recipe.sources:
             mine = [p for p in plan if p.source == source.name]
-            files = {f.uri for p in mine for f in p.files}
-            size = sum(f.size for p in mine for f in p.files if f.size > 0)
+            files = {f.uri: f for p in mine for f in p.files}  # a file read in several partitions counts once
+            size = sum(f.size for f in files.values() if f.size > 0)
             lines.append(f"  {source.name:<24} {source.kind:<4} {source.format:<9} {len(files):>6} files "
                          f"{human_bytes(size):>10} {len(mine):>6} partitions")
         from curate.sources import compressed_to_measure

@@ -15,6 +15,7 @@ import pytest
 from curate.explain import explain
 from curate.stages import near_dedup as N
 from curate.stages.components import union_find_reference
+from curate.workers import near_dedup_verify as V
 from tests.helpers import file_bytes, read_parts, recipe, run, write_jsonl
 
 VOCAB = [f"{w}{i}" for w in ("var", "fn", "get", "set", "node", "item", "_x") for i in range(60)] + [
@@ -333,3 +334,30 @@ def test_against_refuses_an_index_of_another_layout_or_without_survivors(tmp_pat
     shutil.rmtree(old_work / "near_dedup" / "_work" / "survivors")
     with pytest.raises(RecipeError, match="survivors .* are missing"):
         load_index(NearDedupConfig(against=str(old_work)), tmp_path / "new")
+
+
+@pytest.mark.parametrize("chunk_bytes", [V.CHUNK_BYTES, 20_000])
+def test_against_routed_equals_the_bucket_range_split(tmp_path, local_engine, monkeypatch, chunk_bytes):
+    """A run against a chain of two earlier runs is routed by component like any other (the earlier runs'
+    shingle sets routed from their index, ids flagged), and its kept and dropped documents are those of
+    the split by bucket range of u (forced here: ROUTE_MAX_DOCS 0), with one verification task and with
+    many (20 kB bounds: components cut, v's sets shipped across tasks)."""
+    monkeypatch.setattr(V, "CHUNK_BYTES", chunk_bytes)
+    docs = corpus(7)
+    order = random.Random(7).sample(range(len(docs)), len(docs))
+    thirds = [set(order[k::3]) for k in range(3)]
+    a_work, _ = _run_source(tmp_path, "a", {i: docs[i] for i in thirds[0]}, local_engine)
+    b_work, _ = _run_source(tmp_path, "b", {i: docs[i] for i in thirds[1]}, local_engine, against=str(a_work))
+    routed, manifest = _run_source(tmp_path / "routed", "c", {i: docs[i] for i in thirds[2]}, local_engine,
+                                   against=str(b_work))
+    monkeypatch.setattr(V, "ROUTE_MAX_DOCS", 0)
+    ranges, by_range = _run_source(tmp_path / "ranges", "c", {i: docs[i] for i in thirds[2]}, local_engine,
+                                   against=str(b_work))
+    assert manifest["extra"]["verify_routed"] and not by_range["extra"]["verify_routed"]
+    assert (manifest["extra"]["verify_tasks"] > 1) == (chunk_bytes == 20_000)
+    assert manifest["extra"]["against"]["indexed_duplicates"] == by_range["extra"]["against"]["indexed_duplicates"] > 0
+    assert read_parts(routed / "near_dedup").equals(read_parts(ranges / "near_dedup"))
+    assert read_parts(routed / "near_dedup" / "dropped").equals(read_parts(ranges / "near_dedup" / "dropped"))
+    want_indexed, want_plain = _indexed_truth(docs, _kept(a_work) | _kept(b_work), thirds[2])
+    dropped = read_parts(routed / "near_dedup" / "dropped").to_pylist()
+    assert {int(r["id"].split("/d")[1]) for r in dropped if r["drop_reason"] == "near_dedup.indexed_duplicate"} == want_indexed

@@ -191,12 +191,12 @@ def test_clusters_survivors_and_dropped_ids_equal_the_old_path(tmp_path, local_e
                                                                routed):
     """Known answer: the reference above; with the default bound (one task) and with a bound small enough
     for many verification tasks (and v chunks on the bucket-range path). Routed: tasks hold whole
-    candidate components; ranges (more candidate pairs than ROUTE_MAX_PAIRS, here forced): tasks by
+    candidate components; ranges (more documents in pairs than ROUTE_MAX_DOCS, here forced): tasks by
     bucket of u. Pairs are skipped on the big cluster."""
     monkeypatch.setattr(V, "CHUNK_BYTES", chunk_bytes)
     docs = corpus(0) if name == "planted" else big_cluster_corpus()
     if not routed:
-        monkeypatch.setattr(V, "ROUTE_MAX_PAIRS", 10)
+        monkeypatch.setattr(V, "ROUTE_MAX_DOCS", 10)
     work, manifest = run_corpus(tmp_path, docs, local_engine, threshold=0.7)
     extra = manifest["extra"]
     survivor, dropped = reference(work, docs, 0.7)
@@ -238,3 +238,60 @@ def test_routing_keeps_components_whole_up_to_the_cap(edges, n_tasks, cap):
     for g in groups.values():
         for k in range(0, len(g), limit):
             assert len({int(task[x]) for x in g[k : k + limit]}) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 80), st.integers(0, 80)), max_size=200), st.integers(1, 5), st.integers(1, 30),
+       st.integers(1, 3))
+def test_streaming_route_plan_equals_the_plan_over_all_pairs_at_once(tmp_path_factory, edges, n_tasks, cap, files):
+    """Property: the planner reads the pair files group by group and holds per-document arrays only, with
+    pairs repeated across files and written out a few at a time (ROUTE_CHUNK_PAIRS 7): each task gets the
+    distinct pairs whose u `assign_tasks` (over all the pairs at once) gives it, and each document's shingles
+    go to its own task when a pair there names it, and to u's task when it is v in a pair across tasks. (A
+    pair repeated in two written files stays in both; its task reads both and keeps it once.)"""
+    import pyarrow as pa
+
+    from curate import parts
+    from curate.workers.near_dedup_files import _write
+
+    d = tmp_path_factory.mktemp("route")
+    pairs = sorted({(min(a, b), max(a, b)) for a, b in edges if a != b})
+    node = lambda x: ((x % 3) << 32) | (x * 7919)  # noqa: E731  ids as the signature phase makes them
+    pair_files = []
+    for f in range(files):  # every pair in file f % files, some also in the next file (a repeat)
+        mine = [p for i, p in enumerate(pairs) if i % files == f or (i + 1) % files == f and i % 2]
+        path = str(d / f"pairs-{f}.parquet")
+        _write(path, pa.table({"u": pa.array([node(a) for a, _ in mine], pa.int64()),
+                               "v": pa.array([node(b) for _, b in mine], pa.int64())}), "u")
+        pair_files.append(path)
+    V.ROUTE_CHUNK_PAIRS, saved = 7, V.ROUTE_CHUNK_PAIRS
+    try:
+        result = V.route_plan(pair_files, n_tasks, cap, str(d / "plan"), str(d / "needs.parquet"))
+    finally:
+        V.ROUTE_CHUNK_PAIRS = saved
+    nodes = np.unique([node(x) for p in pairs for x in p]).astype(np.int64)
+    a = np.searchsorted(nodes, [node(p[0]) for p in pairs]).astype(np.int64)
+    b = np.searchsorted(nodes, [node(p[1]) for p in pairs]).astype(np.int64)
+    task_of, cut = V.assign_tasks(a, b, nodes.size, n_tasks, cap)
+    assert result["cut_components"] == cut and result["docs"] == nodes.size
+    for t in range(n_tasks):
+        got = pa.concat_tables([parts.read_groups(f, [t]) for f in result["pair_files"]])
+        want = sorted((int(nodes[x]), int(nodes[y])) for x, y in zip(a, b) if task_of[x] == t)
+        assert sorted(set(zip(got["u"].to_pylist(), got["v"].to_pylist()))) == want  # (verify_task drops repeats)
+    needs = pq.read_table(str(d / "needs.parquet"))
+    want = {(int(nodes[x]), int(task_of[x])) for x in a} | {(int(nodes[y]), int(task_of[x])) for x, y in zip(a, b)}
+    assert sorted(zip(needs["doc"].to_pylist(), needs["task"].to_pylist())) == sorted(want)
+
+
+def test_hash_set_and_lookup_kernels_agree_with_numpy():
+    """Known answer: np.unique and np.searchsorted, on values with many repeats, added in several calls."""
+    from curate.stages import near_dedup_kernels as K
+
+    rng = np.random.default_rng(3)
+    x = (rng.integers(0, 5000, 200_000) << 32) | rng.integers(0, 50, 200_000)
+    table, values, count = np.full(4, -1, np.int64), np.empty(2, np.int64), 0
+    for piece in np.array_split(x, 7):
+        table, values, count = K.distinct_add(table, values, count, piece)
+    nodes = np.sort(values[:count])
+    assert np.array_equal(nodes, np.unique(x))
+    assert np.array_equal(K.lookup(K.index_table(nodes), nodes, x), np.searchsorted(nodes, x))

@@ -5,7 +5,9 @@ small or stream-format arrow), a run of row groups (parquet) or record batches (
 than `ingest.partition_bytes`) of one file, or a byte range of one uncompressed jsonl file larger
 than `ingest.partition_bytes` (ranges are cut at line boundaries when read: a range owns the lines that
 start in it), or a byte range of the decompressed stream of a compressed jsonl file that holds more than
-`ingest.partition_bytes` (`split_compressed`; its ranges are read in order by one task). A file
+`ingest.partition_bytes` (`split_compressed`; its ranges are read in order by one task), or a row slice
+of a parquet row group or arrow record batch larger than `ingest.partition_bytes` (`row_slice`; the
+slices of one row group are read in order by one task, from one `tables.RowStream`). A file
 larger than `ingest.partition_bytes` becomes at least `files.MIN_RANGES` partitions. Its identity is derived from the inputs (source, file names, sizes, modification times,
 row-group or byte range), never from the engine's scheduling.
 """
@@ -16,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -41,6 +44,8 @@ class Partition:
     # the number of lines before the range's first line (so ids keep the file's 1-based line numbers);
     # filled by `number_lines` (one parallel pass), else counted by the reader itself
     lines_before: int | None = None
+    # (k, n): the k-th of n equal row slices of the single row group / record batch `row_groups`
+    row_slice: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -51,6 +56,8 @@ class Partition:
         payload = [self.source, [(f.uri, f.relname, f.size, f.mtime_ns) for f in self.files], self.row_groups]
         if self.byte_range is not None:  # only then: a whole file's partition keeps its earlier identity
             payload.append(list(self.byte_range))
+        if self.row_slice is not None:  # likewise: a whole row group's partition keeps its identity
+            payload.append(["rows", *self.row_slice])
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
@@ -60,8 +67,8 @@ def plan_ingest(recipe) -> list[Partition]:
     for i, source in enumerate(recipe.sources):
         files = resolve_files(source, i)
         check_fields(source, files, i)
-        for files_chunk, row_groups, byte_range in _chunks(source, files, recipe.settings("ingest", source.name).partition_bytes):
-            plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups, byte_range))
+        for files_chunk, row_groups, byte_range, row_slice in _chunks(source, files, recipe.settings("ingest", source.name).partition_bytes):
+            plan.append(Partition(len(plan), source.name, tuple(files_chunk), row_groups, byte_range, row_slice=row_slice))
     return plan
 
 
@@ -110,9 +117,37 @@ def split_compressed(plan: list[Partition], recipe, engine) -> list[Partition]:
 
 
 def same_stream(a: Partition, b: Partition) -> bool:
-    """Whether b is the range after a of the same compressed file (read from one stream, in order)."""
+    """Whether b is the range after a of the same compressed file, or the row slice after a of the same row
+    group / record batch (read from one stream, in order)."""
+    if a.row_slice is not None and b.row_slice is not None:
+        return a.files == b.files and a.row_groups == b.row_groups and b.row_slice[0] == a.row_slice[0] + 1
     return (a.byte_range is not None and b.byte_range is not None and a.files == b.files
             and compression_of(a.files[0].uri) is not None and a.byte_range[1] == b.byte_range[0])
+
+
+@contextmanager
+def open_stream(partitions: list[Partition], recipe):
+    """The stream several partitions of one `stream_groups` run share (a `jsonl.LineStream` or a
+    `tables.RowStream`), or None for a single partition, which opens its own."""
+    if len(partitions) == 1:
+        yield None
+        return
+    first = partitions[0]
+    if first.row_slice is not None:
+        source = recipe.source(first.source)
+        with tables.RowStream(first.files[0], first.row_groups, source, f"{source.name}/", source.format) as stream:
+            yield stream
+        return
+    with jsonl.LineStream(first.files[0].uri) as stream:
+        yield stream
+
+
+def skip_in(stream, partition: Partition) -> None:
+    """Passes over a partition's records in the shared stream (one done by an earlier attempt)."""
+    if stream is not None and partition.row_slice is not None:
+        stream.skip(partition.row_slice)
+    elif stream is not None:
+        stream.skip(*partition.byte_range)
 
 
 def resolve_files(source, index: int) -> list[InputFile]:
@@ -178,24 +213,24 @@ def _chunks(source, files: list[InputFile], target: int):
         chunk, size = [], 0
         for f in files:
             if chunk and size + f.size > target:
-                yield chunk, None, None
+                yield chunk, None, None, None
                 chunk, size = [], 0
             chunk.append(f)
             size += f.size
         if chunk:
-            yield chunk, None, None
+            yield chunk, None, None, None
     elif source.format == "parquet":
         for f in files:
-            yield from (([f], rg, None) for rg in _row_group_ranges(f, target))
+            yield from (([f], rg, None, rs) for rg, rs in _row_group_ranges(f, target))
     elif source.format == "arrow":
         for f in files:
-            yield from (([f], rb, None) for rb in tables.arrow_batch_ranges(f, target))
+            yield from (([f], rb, None, rs) for rb, rs in tables.arrow_batch_ranges(f, target))
     else:
         for f in files:
             if f.size > target and compression_of(f.uri) is None:
-                yield from (([f], None, r) for r in byte_ranges(f.size, target))
+                yield from (([f], None, r, None) for r in byte_ranges(f.size, target))
             else:
-                yield [f], None, None
+                yield [f], None, None, None
 
 
 def byte_ranges(size: int, target: int) -> list[tuple[int, int]]:
@@ -207,17 +242,28 @@ def byte_ranges(size: int, target: int) -> list[tuple[int, int]]:
 
 
 def _row_group_ranges(file: InputFile, target: int):
+    """(row-group run, row slice) partitions: runs of row groups of about a partition's share of the file;
+    a row group larger than `target` (ingest.partition_bytes) alone, cut into equal row slices of about
+    that share. Sizes are the row groups' uncompressed sizes from the footer."""
     meta = tables.open_parquet(file).metadata
     total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    target = -(-total // range_count(total, target)) if total else target
+    share = -(-total // range_count(total, target)) if total else target
     start, size = 0, 0
     for i in range(meta.num_row_groups):
         rg_size = meta.row_group(i).total_byte_size
-        if i > start and size + rg_size > target:
-            yield (start, i)
+        if rg_size > target and meta.row_group(i).num_rows > 1:
+            if i > start:
+                yield (start, i), None
+            n = min(-(-rg_size // share), meta.row_group(i).num_rows)
+            yield from (((i, i + 1), (k, n)) for k in range(n))
+            start, size = i + 1, 0
+            continue
+        if i > start and size + rg_size > share:
+            yield (start, i), None
             start, size = i, 0
         size += rg_size
-    yield (start, meta.num_row_groups)
+    if start < meta.num_row_groups or meta.num_row_groups == 0:
+        yield (start, meta.num_row_groups), None
 
 
 def read_partition(partition: Partition, recipe, lenient: bool = False, stream=None) -> Iterator[pa.Table]:
@@ -235,11 +281,24 @@ def read_partition(partition: Partition, recipe, lenient: bool = False, stream=N
     if source.format == "jsonl":
         raws = jsonl.read_jsonl(file, source, prefix, READ_FLUSH_BYTES, partition.byte_range, partition.lines_before,
                                stream)
+    elif partition.row_slice is not None:
+        raws = _slice_tables(partition, source, prefix, stream)
     elif source.format == "parquet":
         raws = tables.read_parquet(file, partition.row_groups, source, prefix)
     else:
         raws = tables.read_arrow(file, source, prefix, partition.row_groups)
     yield from (_detect_languages(raw, source, file.relname) for raw in raws) if source.kind == "code" else raws
+
+
+def _slice_tables(partition: Partition, source, prefix: str, stream) -> Iterator[pa.Table]:
+    """A row slice's records from the shared stream, or from its own (reading the rows before it)."""
+    if stream is not None:
+        yield from stream.tables(partition.row_slice)
+        return
+    with tables.RowStream(partition.files[0], partition.row_groups, source, prefix, source.format) as own:
+        for k in range(partition.row_slice[0]):
+            own.skip((k, partition.row_slice[1]))
+        yield from own.tables(partition.row_slice)
 
 
 def _detect_languages(raw: pa.Table, source, relname: str) -> pa.Table:

@@ -14,6 +14,9 @@ Their results are bit-identical to the definitions in curate/stages/near_dedup.p
                         permutation against the running minimum (vectorised by LLVM along the permutations)
     sort_unique         each document's shingle hashes sorted, repeats removed (once, at signature time)
     intersection_size   |A & B| of two sorted, repeat-free hash arrays by one linear merge
+    distinct_add, index_table, lookup
+                        a growing hash set of int64 values; positions of values by one probe each
+    unite, flatten      a union-find over node indices fed edge list by edge list, then each node's root
     verify_pairs        candidate pairs in the given order against a union-find: a pair whose documents
                         are already connected by accepted pairs is skipped, any other is scored (exact
                         Jaccard by merge, or MinHash agreement) and joins the two sets if accepted
@@ -325,15 +328,81 @@ def group_pairs(start, rank, max_docs, n):
     return out
 
 
+@njit(inline="always")
+def _slot(table, values, x):
+    """The slot of x in an open-addressing table of indices into `values` (-1: empty): x's, or the empty
+    slot where it would go."""
+    mask = table.size - 1
+    s = np.int64(_fmix64(_U64(x)) & _U64(mask))
+    while table[s] != -1 and values[table[s]] != x:
+        s = (s + 1) & mask
+    return s
+
+
 @_compiled
-def component_roots(a, b, n):
-    """The component of each of n nodes (0..n-1) under the edges (a[i], b[i]), named by its smallest
-    node: a union-find (the smaller root becomes the root), then every node's root."""
-    parent = np.arange(n)
+def distinct_add(table, values, count, x):
+    """Adds the values x (>= 0) to a set of distinct values: `values[:count]`, indexed by the hash table
+    `table` (-1: empty). Returns (table, values, count), both grown (doubled) as needed, so memory follows
+    the distinct values, not how often each one comes."""
+    for j in range(x.size):
+        s = _slot(table, values, x[j])
+        if table[s] != -1:
+            continue
+        if count == values.size:
+            values = np.concatenate((values, np.empty(values.size, np.int64)))
+        values[count] = x[j]
+        table[s] = count
+        count += 1
+        if 2 * count > table.size:  # keep the load under one half: grow and re-insert
+            table = np.full(table.size * 2, -1, np.int64)
+            for i in range(count):
+                table[_slot(table, values, values[i])] = i
+    return table, values, count
+
+
+@_compiled
+def index_table(values):
+    """A hash table of the positions of the distinct `values`, for `lookup`."""
+    cap = 2
+    while cap < 2 * values.size:
+        cap *= 2
+    table = np.full(cap, -1, np.int64)
+    for i in range(values.size):
+        table[_slot(table, values, values[i])] = i
+    return table
+
+
+@_compiled
+def lookup(table, values, x):
+    """The position in `values` of each of x (all present): one hash probe, not a binary search."""
+    out = np.empty(x.size, np.int64)
+    for j in range(x.size):
+        out[j] = table[_slot(table, values, x[j])]
+    return out
+
+
+@_compiled
+def unite(parent, a, b):
+    """Joins the sets of a[i] and b[i] for every edge, in a union-find over node indices whose root is
+    a set's smallest node (so the roots do not depend on the order of the edges); several calls over the
+    parts of an edge list give the same sets as one call over all of it."""
     for i in range(a.size):
         x, y = _find(parent, a[i]), _find(parent, b[i])
         if x != y:
             parent[max(x, y)] = min(x, y)
-    for x in range(n):
+
+
+@_compiled
+def flatten(parent):
+    """Every node's root: parent becomes the component of each node, named by its smallest node."""
+    for x in range(parent.size):
         parent[x] = _find(parent, x)
     return parent
+
+
+def component_roots(a, b, n):
+    """The component of each of n nodes (0..n-1) under the edges (a[i], b[i]), named by its smallest
+    node: a union-find (the smaller root becomes the root), then every node's root."""
+    parent = np.arange(n, dtype=np.int64)
+    unite(parent, np.asarray(a, np.int64), np.asarray(b, np.int64))
+    return flatten(parent)

@@ -15,7 +15,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pyarrow as pa
 import xxhash
@@ -80,16 +79,20 @@ def _offsets_for(task: PartTask) -> dict[str, int]:
 
 
 def count_ids_group(partitions: list, recipe, out_files: list[str]) -> list[int]:
-    """count_ids of partitions read from one stream (the ranges of one compressed file; else one partition)."""
-    with _stream_of(partitions) as stream:
+    """count_ids of partitions read from one stream (the ranges of one compressed file, the row slices of one
+    row group; else one partition)."""
+    from curate.sources import open_stream
+
+    with open_stream(partitions, recipe) as stream:
         return [count_ids(p, recipe, f, stream) for p, f in zip(partitions, out_files)]
 
 
 def count_ids(partition, recipe, out_file: str, stream=None) -> int:
     """Pre-pass: how many times each id occurs in one partition, grouped by hash bucket."""
+    from curate.sources import skip_in
+
     if WorkPath(out_file + ".json").is_file():
-        if stream is not None:
-            stream.skip(*partition.byte_range)
+        skip_in(stream, partition)
         return parts.read_json(out_file + ".json")["rows"]
     ids = [t["id"] for t in raw_tables(partition, recipe, stream=stream)]
     ids = pa.chunked_array(ids, pa.string()) if ids else pa.chunked_array([], pa.string())
@@ -144,7 +147,8 @@ def run(ctx, upstream: str | None):
 
 
 def _run_tasks(ctx, tasks: list[PartTask]) -> tuple[list[dict], int]:
-    """pipeline.run_part_tasks, with the ranges of one compressed file as one engine task (`run_group`)."""
+    """pipeline.run_part_tasks, with the ranges of one compressed file (the row slices of one row group) as
+    one engine task (`run_group`)."""
     from curate.tasks import is_done
 
     todo = [t for t in tasks if not is_done(t)]
@@ -156,7 +160,8 @@ def _run_tasks(ctx, tasks: list[PartTask]) -> tuple[list[dict], int]:
 
 
 def stream_groups(plan: list) -> list[list]:
-    """The plan's partitions in runs read from one stream: the ranges of a compressed file together."""
+    """The plan's partitions in runs read from one stream: the ranges of a compressed file together, the row
+    slices of one parquet row group or arrow record batch together."""
     from curate.sources import same_stream
 
     groups: list[list] = []
@@ -169,31 +174,20 @@ def stream_groups(plan: list) -> list[list]:
 
 
 def run_group(tasks: list[PartTask]) -> None:
-    """Runs partitions in order from one decompressed stream; a partition done by an earlier attempt is
-    passed over (its lines read, not parsed), so each part is still the unit of resume."""
+    """Runs partitions in order from one stream (decompressed lines, or a row group's rows); a partition done
+    by an earlier attempt is passed over (its records read, not parsed), so each part is still the unit of
+    resume."""
+    from curate.sources import open_stream, skip_in
     from curate.tasks import is_done, run_part
 
-    with _stream_of([t.partition for t in tasks]) as stream:
+    with open_stream([t.partition for t in tasks], tasks[0].recipe) as stream:
         for i, task in enumerate(tasks):
             if is_done(task):
-                if stream is not None:
-                    stream.skip(*task.partition.byte_range)
+                skip_in(stream, task.partition)
                 continue
             if i and (delay := float(os.environ.get("CURATE_TASK_DELAY", "0"))):
                 time.sleep(delay)  # the crash tests' delay, per part here as the engine gives it per task
             run_part(dataclasses.replace(task, options={**task.options, "stream": stream}) if stream else task)
-
-
-@contextmanager
-def _stream_of(partitions: list):
-    """The open LineStream several partitions share, or None for a single partition."""
-    from curate.sources.jsonl import LineStream
-
-    if len(partitions) == 1:
-        yield None
-        return
-    with LineStream(partitions[0].files[0].uri) as stream:
-        yield stream
 
 
 def _ingest_id_offsets(ctx, plan: list, d: WorkPath) -> dict:

@@ -5,8 +5,9 @@
     candidates_range  per band-key bucket range: candidate pairs (u < v), by node bucket of u
     verification      (near_dedup_verify.py) routed: one task plans (components of the candidate graph ->
                       tasks), each part's payload is split by task, each task scores its components' pairs
-                      by merge, skipping pairs already connected by accepted ones; with an earlier run's
-                      index or more than ROUTE_MAX_PAIRS pairs, per node-bucket range of u (verify_range).
+                      by merge, skipping pairs already connected by accepted ones (with an earlier run's
+                      index too); above ROUTE_MAX_DOCS documents in pairs, per node-bucket range of u
+                      (verify_range).
                       The accepted pairs (edges), by bucket of u
     components        one task below local_components_max_edges, else large-star/small-star rounds,
                       each a task per node-bucket range; the labels are written by node bucket
@@ -17,7 +18,8 @@
 Every phase output is written atomically with a `.json` record after it (with the task's own peak RSS and
 seconds), so a rerun reuses it. Memory per document (num_perm = 256): signature_part ~ (8 x shingles + 1
 KiB) per document of the batch; candidates ~ 16 bytes per (document, band) of its range plus ~16 bytes
-per distinct pair; routing plan ~ 80 bytes per candidate pair (at most ROUTE_MAX_PAIRS); routed
+per distinct pair; routing plan ~ 100 bytes per document in pairs (at most ROUTE_MAX_DOCS) plus
+ROUTE_CHUNK_PAIRS pairs, whatever the number of pairs; routed
 verification ~ 8 bytes per distinct shingle of its documents (about 2 x CHUNK_BYTES at most, a larger
 component is cut) plus ~40 bytes per pair (by range of u: its own range and one chunk of the v side, at
 most ~CHUNK_BYTES each); components ~ 32 bytes per edge row;
@@ -391,11 +393,12 @@ def prepare(ctx, up: dict, inputs: list[WorkPath], d: WorkPath, index: Index | N
                                                                    (index.payload if index else ()))
     n_tasks, v_chunks = V.plan(payload_bytes, len(ranges), C.NODE_BUCKETS)
     routing = []
-    if index is None and sum(x["pairs"] for x in pairs.results) <= V.ROUTE_MAX_PAIRS:
+    n_docs = sum(s["docs"] for s in stats) + (index.docs_in_index if index else 0)
+    if min(n_docs, 2 * sum(x["pairs"] for x in pairs.results)) <= V.ROUTE_MAX_DOCS:
         v_chunks, (edge_files, routing, verified) = 1, V.verify_routed(engine, work, pairs.files, payload, n_tasks, payload_bytes / max(
-            1, sum(s["docs"] - s["no_shingles"] for s in stats)), cfg, ctx.recipe.seed)
+            1, sum(s["docs"] - s["no_shingles"] for s in stats)), cfg, ctx.recipe.seed, index)
         right = _Ranged(edge_files, verified)
-    else:  # with an earlier run's index, or more pairs than one task should plan: by bucket range of u
+    else:  # more documents in pairs than one planning task should hold: by bucket range of u
         right = _ranged(engine, V.verify_range, bucket_ranges(0, n_tasks, C.NODE_BUCKETS), f"{work}/edges",
                         lambda r, out: (pairs.files, r, payload, out, cfg, ctx.recipe.seed, index, v_chunks))
     clock.lap("verification")

@@ -13,8 +13,10 @@ Two ways to split the pairs into tasks, with the same result:
   the payload is read twice in all, not once per task, and a component's pairs meet one union-find:
   which pairs are skipped does not depend on the number of tasks (unless a component larger than a
   task's memory bound is cut).
-- By bucket range of u (`verify_range`; with an earlier run's index, or above ROUTE_MAX_PAIRS candidate
-  pairs, where one planning task would hold too many): each task reads the whole payload for its v side.
+  With an earlier run's index the indexed documents' shingle sets are routed from its payload files
+  too. The planner's memory follows the documents in pairs, not the pairs (it streams the pair files).
+- By bucket range of u (`verify_range`; above ROUTE_MAX_DOCS documents, where one planning task would
+  hold too many): each task reads the whole payload for its v side.
 
 How a `verify_range` task works, and why (the merge, the skipping and the audit are the same in both):
 - Its pairs are deduplicated and sorted by (u, v); the v side is cut into `v_chunks` contiguous bucket
@@ -53,11 +55,11 @@ SKIPPED, REJECTED, ACCEPTED, AUDIT_REJECTED, AUDIT_ACCEPTED = range(5)  # verify
 # The payload one chunk of the v side (and a task's own u side) may hold: the phase makes enough tasks
 # and chunks for this bound (`plan`), so a verification worker stays well under 1 GB.
 CHUNK_BYTES = 96 << 20
-# Up to this many candidate pairs (summed over the candidate tasks, before the ranges' repeats are
-# removed) one task plans the routing (`route_plan`: ~80 bytes a pair at its peak, over a worker's ~550 MB,
-# so under 1 GB); above, the pairs are verified by bucket range of u (`verify_range`), whose tasks read
-# the whole payload for their v side.
-ROUTE_MAX_PAIRS = 5_000_000
+# Up to this many documents (this run's and an index's, or twice the candidate pairs if fewer) one task
+# plans the routing (`route_plan`: ~100 bytes per document in pairs over ~0.4 GB, measured 0.79 GB at 4.0 M
+# and 1.16 GB at 7.7 M documents with 19 M pairs, so under 1 GB here); above, the pairs are verified by
+# bucket range of u (`verify_range`), whose tasks read the whole payload for their v side.
+ROUTE_MAX_DOCS = 5_000_000
 
 
 def plan(payload_bytes: int, cpu_ranges: int, buckets: int) -> tuple[int, int]:
@@ -193,51 +195,128 @@ def _accepted(out: str, u, v, state, exact, audit, h) -> dict:
 
 # ---------------------------------------------------------------------------------------------- routed
 def verify_routed(engine, work: str, pair_files: list[str], payload_files: list[str], n_tasks: int, doc_bytes: float,
-                  cfg, audit_seed: int) -> tuple[list[str], list[dict], list[dict]]:
+                  cfg, audit_seed: int, index=None) -> tuple[list[str], list[dict], list[dict]]:
     """Verification with each task holding whole components of the candidate graph (see `route_plan`):
-    plan, then each part's payload split by task (one read of the payload), then one task per share.
-    `doc_bytes`: the payload's mean bytes per document: a component of more than 2 x CHUNK_BYTES of
-    shingle sets (and more than a task's share of documents) is cut, so a task's memory stays bounded.
-    Returns the edge files, the plan's and routing tasks' results, and the verification tasks' results."""
-    plan_out, needs = f"{work}/route/pairs.parquet", f"{work}/route/needs.parquet"
+    plan, then each part's payload split by task (one read of the payload; with `index`, the earlier runs'
+    payload files too, their ids flagged), then one task per share. `doc_bytes`: the payload's mean bytes
+    per document: a component of more than 2 x CHUNK_BYTES of shingle sets (and more than a task's share
+    of documents) is cut, so a task's memory stays bounded. Returns the edge files, the plan's and routing
+    tasks' results, and the verification tasks' results."""
+    plan_out, needs = f"{work}/route/plan", f"{work}/route/needs.parquet"
     cap = int(2 * CHUNK_BYTES / max(doc_bytes, 1.0))
     results = engine.map(route_plan, [(pair_files, n_tasks, cap, plan_out, needs)], desc="near_dedup: route pairs")
-    routed = [f"{work}/route/payload-{parts.part_index(Path(f).name):05d}.parquet" for f in payload_files]
-    results += engine.map(route_part, [(f, needs, r) for f, r in zip(payload_files, routed)],
+    sources = [(f, None) for f in payload_files] + list(index.payload if index is not None else ())
+    routed = [f"{work}/route/payload-{'' if level is None else f'L{level:02d}-'}{parts.part_index(Path(f).name):05d}.parquet"
+              for f, level in sources]
+    results += engine.map(route_part, [(f, needs, r, level) for (f, level), r in zip(sources, routed)],
                           desc="near_dedup: route payload")
     edges = [f"{work}/edges/task-{t:03d}.parquet" for t in range(n_tasks)]
-    verified = engine.map(verify_task, [(plan_out, routed, t, out, cfg, audit_seed) for t, out in enumerate(edges)],
-                          desc="near_dedup: verify")
+    own = [r for (f, level), r in zip(sources, routed) if level is None]
+    old = [r for (f, level), r in zip(sources, routed) if level is not None]
+    verified = engine.map(verify_task, [(results[0]["pair_files"], own, old, t, out, cfg, audit_seed)
+                                        for t, out in enumerate(edges)], desc="near_dedup: verify")
     return edges, results, verified
 
 
-def route_plan(pair_files: list[str], n_tasks: int, cap: int, out_pairs: str, out_needs: str) -> dict:
-    """The distinct candidate pairs grouped by verification task, and which task needs which document's
-    shingles (grouped by part). A task gets whole components of the candidate graph, packed by size
-    (largest first, onto the least loaded task): every pair of a component is verified in one task, in
-    (u, v) order, so which pairs are skipped no longer depends on the number of tasks, and a document's
-    shingles are read by one task. A component of more than `cap` documents and more than a task's share
-    is cut into slices of that size; a pair goes to its u's task, which also gets v's shingles."""
+# Distinct pairs the planner holds at once while it writes them out by task (~40 bytes each).
+ROUTE_CHUNK_PAIRS = 1_000_000
+
+
+def route_plan(pair_files: list[str], n_tasks: int, cap: int, out: str, out_needs: str) -> dict:
+    """The candidate pairs grouped by verification task (files `out-NNNNN.parquet`), and which task needs
+    which document's shingles (grouped by part). A task gets whole components of the candidate graph,
+    packed by size (largest first, onto the least loaded task): every pair of a component is verified in
+    one task, in (u, v) order, so which pairs are skipped does not depend on the number of tasks, and a
+    document's shingles are read by one task. A component of more than `cap` documents and more than a
+    task's share is cut into slices of that size; a pair goes to its u's task, which also gets v's shingles.
+
+    Memory follows the documents, not the pairs: the pair files are read group by group, three times
+    (the distinct nodes; a union-find over node indices; the pairs written out by task, at most
+    ROUTE_CHUNK_PAIRS at once), and only per-document arrays are held across groups."""
+    from curate.stages import near_dedup_kernels as K
+
     def run() -> dict:
-        t = _read(pair_files, list(range(C.NODE_BUCKETS)))
-        if t is None:
-            t = pa.table({"u": pa.array([], pa.int64()), "v": pa.array([], pa.int64())})
-        n = t.num_rows
-        nodes, rank = np.unique(np.concatenate([t["u"].to_numpy(), t["v"].to_numpy()]), return_inverse=True)
-        del t
-        key = np.unique(rank[:n].astype(np.int64) * nodes.size + rank[n:])  # distinct pairs, (u, v) order
-        del rank
-        a, b = key // max(nodes.size, 1), key % max(nodes.size, 1)
-        task_of, cut = assign_tasks(a, b, nodes.size, n_tasks, cap)
-        task = task_of[a]
-        need = np.unique(np.concatenate([a, b]) * n_tasks + np.concatenate([task, task]))  # (doc, task) once
+        nodes = _distinct_nodes(pair_files)
+        table = K.index_table(nodes)  # node id -> its index in nodes (sorted: the same roots as one sort)
+        parent = np.arange(nodes.size, dtype=np.int64)
+        for u, v in _pair_groups(pair_files):
+            K.unite(parent, K.lookup(table, nodes, u), K.lookup(table, nodes, v))
+        task_of, cut = pack_components(K.flatten(parent), n_tasks, cap)
+        del parent
+        own, cross = np.zeros(nodes.size, bool), _Distinct()
+        files, buf, held, read = [], [], 0, 0
+        for u, v in _pair_groups(pair_files):
+            a, b = K.lookup(table, nodes, u), K.lookup(table, nodes, v)
+            task = task_of[a]
+            same = task_of[b] == task
+            own[a], own[b[same]] = True, True
+            cross.add(b[~same] * n_tasks + task[~same])  # a cut component: v's set shipped to u's task
+            buf.append(a * nodes.size + b)
+            held, read = held + u.size, read + u.size
+            if held >= ROUTE_CHUNK_PAIRS:
+                files.append(_write_routed(out, len(files), buf, nodes, task_of))
+                buf, held = [], 0
+        if buf or not files:
+            files.append(_write_routed(out, len(files), buf, nodes, task_of))
+        i = np.flatnonzero(own)
+        need = np.unique(np.concatenate([i * n_tasks + task_of[i], cross.values()]))  # (doc, task), once each
         doc = nodes[need // n_tasks]
         _write(out_needs, pa.table({"doc": doc, "task": (need % n_tasks).astype(np.int32)}),
                key=(doc >> 32).astype(np.int32))
-        _write(out_pairs, pa.table({"u": nodes[a], "v": nodes[b]}), key=task.astype(np.int32))
-        return {"pairs": int(key.size), "docs": int(nodes.size), "shipped": int(need.size), "cut_components": cut}
+        return {"pairs_read": read, "pair_files": files, "docs": int(nodes.size), "shipped": int(need.size),
+                "cut_components": cut}
 
-    return _once(out_pairs, run)
+    return _once(out, run)
+
+
+def _pair_groups(pair_files: list[str]):
+    """(u, v) of the candidate pair files, one group (one node bucket of u of one file) at a time."""
+    for f in pair_files:
+        for g in parts.iter_groups(f, range(C.NODE_BUCKETS)):
+            if g.num_rows:
+                yield g["u"].to_numpy().astype(np.int64), g["v"].to_numpy().astype(np.int64)
+
+
+class _Distinct:
+    """Distinct int64 values gathered in pieces, merged whenever the pieces outgrow the values so far:
+    memory about twice the distinct values, whatever the number of repeats."""
+
+    def __init__(self):
+        self.merged, self.pending, self.held = np.zeros(0, np.int64), [], 0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size:
+            self.pending.append(np.unique(values))
+            self.held += self.pending[-1].size
+        if self.held > max(self.merged.size, 1 << 20):
+            self.values()
+
+    def values(self) -> np.ndarray:
+        if self.pending:
+            self.merged = np.unique(np.concatenate([self.merged, *self.pending]))
+            self.pending, self.held = [], 0
+        return self.merged
+
+
+def _distinct_nodes(pair_files: list[str]) -> np.ndarray:
+    """The node ids of the pair files, sorted, gathered in a hash set (memory by the distinct nodes)."""
+    from curate.stages import near_dedup_kernels as K
+
+    table, values, count = np.full(1 << 16, -1, np.int64), np.empty(1 << 15, np.int64), 0
+    for u, v in _pair_groups(pair_files):
+        table, values, count = K.distinct_add(table, values, count, u)
+        table, values, count = K.distinct_add(table, values, count, v)
+    return np.sort(values[:count])
+
+
+def _write_routed(out: str, k: int, buf: list, nodes: np.ndarray, task_of: np.ndarray) -> str:
+    """One file of distinct pairs (keys a * n + b of their node indices), grouped by task (repeats of a
+    pair in other files are removed by its task, which gets them all: a pair's task is its u's)."""
+    key = np.unique(np.concatenate(buf)) if buf else np.zeros(0, np.int64)
+    a, b = key // max(nodes.size, 1), key % max(nodes.size, 1)
+    path = f"{out}-{k:05d}.parquet"
+    _write(path, pa.table({"u": nodes[a], "v": nodes[b]}), key=task_of[a].astype(np.int32))
+    return path
 
 
 def assign_tasks(a: np.ndarray, b: np.ndarray, n: int, n_tasks: int, cap: int) -> tuple[np.ndarray, int]:
@@ -247,12 +326,21 @@ def assign_tasks(a: np.ndarray, b: np.ndarray, n: int, n_tasks: int, cap: int) -
 
     if not n:
         return np.zeros(0, np.int64), 0
-    root = K.component_roots(a.astype(np.int64), b.astype(np.int64), n)
+    return pack_components(K.component_roots(a.astype(np.int64), b.astype(np.int64), n), n_tasks, cap)
+
+
+def pack_components(root: np.ndarray, n_tasks: int, cap: int) -> tuple[np.ndarray, int]:
+    """(the task of each node, the number of components cut) given each node's component (its smallest
+    node): components cut into slices of at most max(cap, ceil(n / tasks)) nodes, packed largest first."""
+    n = root.size
+    if not n:
+        return np.zeros(0, np.int64), 0
     sizes = np.bincount(root, minlength=n)
     cap = max(1, cap, -(-n // n_tasks))
     order = np.argsort(root, kind="stable")  # by component, then by node
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n) - (np.cumsum(sizes) - sizes)[root[order]]
+    del order
     units, unit_of, unit_size = np.unique(root * (n + 1) + rank // cap, return_inverse=True, return_counts=True)
     load, task_of_unit = np.zeros(n_tasks, np.int64), np.zeros(units.size, np.int64)
     for k in np.lexsort((units, -unit_size)):  # largest first, ties by unit: a fixed order
@@ -261,12 +349,17 @@ def assign_tasks(a: np.ndarray, b: np.ndarray, n: int, n_tasks: int, cap: int) -
     return task_of_unit[unit_of], int((sizes > cap).sum())
 
 
-def route_part(payload_file: str, needs_file: str, out: str) -> dict:
-    """One part's shingle sets, each written once for every task that needs it, grouped by task."""
+def route_part(payload_file: str, needs_file: str, out: str, level: int | None = None) -> dict:
+    """One part's shingle sets, each written once for every task that needs it, grouped by task. `level`:
+    the part is an earlier run's (`near_dedup.against`), its node ids flagged with that level."""
     def run() -> dict:
         index = parts.part_index(Path(payload_file).name)
-        needs = parts.read_groups(needs_file, [index])
-        payload = parts.read_groups(payload_file, list(range(C.NODE_BUCKETS))).drop_columns(["bucket"])
+        key = index if level is None else int(N.index_nodes(np.array([index << 32], np.int64), level)[0] >> 32)
+        needs = parts.read_groups(needs_file, [key])
+        wanted = list(range(C.NODE_BUCKETS)) if needs.num_rows else []  # a part none of whose sets is needed: not read
+        payload = parts.read_groups(payload_file, wanted).drop_columns(["bucket"])
+        if level is not None:
+            payload = _flagged(payload, level)
         routed = payload.take(pc.index_in(needs["doc"], value_set=payload["doc"]))
         _write(out, routed, key=needs["task"].to_numpy())
         return {"rows": routed.num_rows}
@@ -274,13 +367,17 @@ def route_part(payload_file: str, needs_file: str, out: str) -> dict:
     return _once(out, run)
 
 
-def verify_task(pairs_file: str, routed_files: list[str], task: int, out: str, cfg, audit_seed: int) -> dict:
-    """One task's pairs, verified against the shingle sets routed to it (all its pairs' documents)."""
+def verify_task(pair_files: list[str], routed_files: list[str], routed_old: list[str], task: int, out: str, cfg,
+                audit_seed: int) -> dict:
+    """One task's pairs, verified against the shingle sets routed to it (all its pairs' documents);
+    `routed_old`: those routed from earlier runs' indexes."""
     def run() -> dict:
-        t = parts.read_groups(pairs_file, [task])
+        t = pa.concat_tables([parts.read_groups(f, [task]) for f in pair_files])
         u, v = N.unique_pairs(t["u"].to_numpy(), t["v"].to_numpy())  # (u, v) order
+        del t
         perm = cfg.num_perm if cfg.verify == "signature" else 0
-        side = _store([parts.read_groups(f, [task]) for f in routed_files], [], perm)
+        side = _store([parts.read_groups(f, [task]) for f in routed_files],
+                      [parts.read_groups(f, [task]) for f in routed_old], perm)
         audit, h = audit_mask(u, v, cfg.audit_pairs, audit_seed)
         state, exact = verify_chunked(u, v, side, lambda bs, docs: side, 1, cfg, audit) if u.size else (
             np.zeros(0, np.int8), np.zeros(0))

@@ -90,11 +90,11 @@ def test_one_record_and_empty_files_through_ingest(tmp_path, local_engine, conte
     assert (kept["id"].to_pylist() if kept.num_rows else []) == (["s/one.jsonl#1"] if content else [])
 
 
-def kill_split_ingest_then_resume(tmp_path, path) -> tuple[dict, object]:
+def kill_split_ingest_then_resume(tmp_path, path, fmt: str = "jsonl") -> tuple[dict, object]:
     """Ingests `path` (4096-byte partitions) once cleanly and once killed with -9 after 3 finished parts and
     rerun; checks the rerun's parts equal the clean run's byte for byte. Returns (the rerun's manifest, its
     work directory)."""
-    recipe_path = write_recipe(tmp_path, [{"name": "s", "kind": "text", "format": "jsonl", "paths": [str(path)]}],
+    recipe_path = write_recipe(tmp_path, [{"name": "s", "kind": "text", "format": fmt, "paths": [str(path)]}],
                                ingest={"partition_bytes": 4096})
     clean = curate("run", str(recipe_path), "--workdir", str(tmp_path / "clean"), "--engine", "local", "--stages", "ingest")
     assert clean.returncode == 0, clean.stderr
