@@ -22,7 +22,7 @@ def ray_engine():
 
     engine = RayEngine(num_cpus=2)
     yield engine
-    engine.ray.shutdown()
+    engine.close()
 
 
 @pytest.fixture
