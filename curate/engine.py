@@ -95,12 +95,15 @@ class RayEngine:
                 except ConnectionError as exc:  # the GCS answered the probe, then went away
                     raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from None
             else:  # "local": a new embedded Ray, even if `ray start` left a cluster address on this machine
-                self._node = _start_embedded(num_cpus or os.cpu_count() or 1)
-                try:
-                    ray.init(address=self._node.address, **kwargs)
-                except BaseException:
-                    self.close()
-                    raise
+                self._node = _try_start_embedded(num_cpus or os.cpu_count() or 1)
+                if self._node is None:  # Ray's own start, as before (another Ray version, or asked for)
+                    ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
+                else:
+                    try:
+                        ray.init(address=self._node.address, **kwargs)
+                    except BaseException:
+                        self.close()
+                        raise
         self.num_cpus = int(ray.cluster_resources().get("CPU", 1))
 
     def map(self, fn: Callable, items: Sequence[Any], desc: str = "") -> list:
@@ -138,6 +141,26 @@ class RayEngine:
 # it starts in a thread; workers to the raylet) is 1 s: when the first attempt comes before the socket listens, start
 # waits a whole second. 100 ms x 100 attempts keeps Ray's 10 s budget (1000 ms x 10).
 EMBEDDED_SYSTEM_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100, "raylet_client_num_connect_attempts": 100}
+
+
+def _try_start_embedded(num_cpus: int):
+    """`_start_embedded`, or None for Ray's own `ray.init(address="local")`: when CURATE_RAY_PLAIN_START=1, or
+    when this Ray's private node API is not the one `_start_embedded` was written for (a Ray other than the
+    pinned 2.60.x): a slower start, never a failed one."""
+    if os.environ.get("CURATE_RAY_PLAIN_START") == "1":
+        return None
+    try:
+        return _start_embedded(num_cpus)
+    except (ImportError, AttributeError, TypeError) as exc:
+        log.warning("embedded Ray: Ray %s's node API differs (%s); starting it with ray.init instead (~2.5 s slower)",
+                    _ray_version(), exc)
+        return None
+
+
+def _ray_version() -> str:
+    import ray
+
+    return getattr(ray, "__version__", "?")
 
 
 def _start_embedded(num_cpus: int):

@@ -253,3 +253,24 @@ def test_unreachable_address_is_a_usage_error_fast(corpus, tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.startswith("curate: error: no Ray cluster at 127.0.0.1:") and "Traceback" not in proc.stderr
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("how", ["private API differs", "CURATE_RAY_PLAIN_START=1"])
+def test_embedded_start_falls_back_to_ray_init(corpus, tmp_path, how):
+    """The embedded Ray is started through Ray's private node API (pinned Ray 2.60.x); with another Ray whose API
+    differs, or when asked, the run starts Ray with `ray.init` instead: slower, same outputs, no stray processes."""
+    env = clean_env(tmp_path / "home")
+    args = ["run", str(corpus / "r.yaml"), "--num-cpus", "1", "--workdir", str(tmp_path / "w"),
+            "--stages", ",".join(STAGES)]
+    if how.startswith("CURATE"):
+        env["CURATE_RAY_PLAIN_START"] = "1"
+        script = "import sys; from curate import cli; sys.exit(cli.main(sys.argv[1:]))"
+    else:
+        script = ("import sys; from curate import cli, engine\n"
+                  "def changed(num_cpus): raise AttributeError(\"module 'ray._private.node' has no attribute 'Node'\")\n"
+                  "engine._start_embedded = changed\n"
+                  "sys.exit(cli.main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("starting it with ray.init instead" in proc.stderr) == how.startswith("private")
+    assert_matches_local(corpus, tmp_path / "w")
