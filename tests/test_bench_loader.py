@@ -7,7 +7,13 @@ import json
 
 import pyarrow as pa
 
-from curate.bench.loader import _consume, pyarrow_batches, pyarrow_items, pyarrow_shuffled_batches, write_shards
+from curate.bench.loader import (
+    _consume,
+    pyarrow_batches,
+    pyarrow_items,
+    pyarrow_shuffled_batches,
+    write_shards,
+)
 from curate.loader import PackedShards
 
 
