@@ -116,9 +116,9 @@ def test_window_bounds_what_is_read_together(packed, monkeypatch):
     calls = []
     original = ShardSet.read_chunks
 
-    def spy(self, shard, rows, verify):
+    def spy(self, shard, rows, verify, **kw):
         calls.append((shard, len(rows), verify))
-        return original(self, shard, rows, verify)
+        return original(self, shard, rows, verify, **kw)
 
     monkeypatch.setattr(ShardSet, "read_chunks", spy)
     data = load(packed, seed=1, window=2, rank=1, world_size=2, prefetch=False)
