@@ -32,7 +32,7 @@ def load(packed, **kw) -> PackedShards:
     return PackedShards(packed.workdir, **kw)
 
 
-@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])  # 4: long sequences' doc_ids converted per rank (`_ids`)
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_ranks_see_every_sequence_once(packed, world_size, shuffle, token_path):
     """The ranks' shares are disjoint, their union is every sequence of the epoch, their sizes differ by at
