@@ -189,13 +189,19 @@ class PackedShards:
 
     def _read_window(self, shard: np.ndarray, row: np.ndarray) -> dict[int, list[Rows]]:
         got = {}
+        # a rank (or worker) that takes a quarter of the rows or fewer converts only its pieces' doc_ids
+        # (`window_rows._ids`: Arrow's take then one conversion, ~1.3-1.4x the cost per piece of converting
+        # all, plus a fixed cost per window: measured, it pays from 4 ranks on, not at 2); short sequences
+        # keep the per-shard conversion, whose repeated ids are made strs once each
+        short = self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
+        ids = self.world_size * self._split[1] < 4 or short
         # rows ascending within each shard (distinct: once per epoch): one int64 key (shard, row) sorted, which is
         # faster than lexsort or argsort
         keys = np.sort((shard.astype(np.int64) << 32) | row)
         shards, rows_sorted = keys >> 32, keys & 0xFFFFFFFF
         cuts = np.flatnonzero(np.diff(shards)) + 1
         for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
-            got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified)
+            got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified, ids=ids)
             self._verified.add(s)
         return got
 

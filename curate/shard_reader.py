@@ -38,11 +38,12 @@ class Rows:
 
     input_ids: np.ndarray  # (n, seq_len), the shard's dtype
     offsets: np.ndarray  # int64, into the three flat arrays below
-    doc_ids: np.ndarray  # object (str)
+    doc_ids: np.ndarray | None  # object (str); None when read with `ids=False`: see `id_strings`
     doc_lengths: np.ndarray  # int32
     doc_starts: np.ndarray  # bool
     n_pad: np.ndarray  # int32, per row
     rows: np.ndarray  # int64: the shard rows these are, ascending
+    id_strings: pa.Array | None = None  # with `ids=False`: the flat doc_ids column as read, not converted
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -113,14 +114,17 @@ class ShardSet:
         keep = np.searchsorted(got.rows, rows)
         return concat_rows([take(got, keep)], self.seq_len, self.dtype)
 
-    def read_chunks(self, shard: int, rows: np.ndarray, verify: bool) -> list[Rows]:
+    def read_chunks(self, shard: int, rows: np.ndarray, verify: bool, ids: bool = True) -> list[Rows]:
         """The given rows (sorted, distinct) of a shard, one `Rows` per record batch they fall in. Local
         shards are memory-mapped and their batches kept whole, without a copy (`Rows.rows` says which rows a
-        chunk holds); from a stream, a batch partly asked for is reduced to those rows (memory: only them)."""
+        chunk holds); from a stream, a batch partly asked for is reduced to those rows (memory: only them).
+        `ids=False`: local batches kept whole leave their doc_ids as Arrow strings (`Rows.id_strings`), for a
+        reader that converts only the pieces of the rows it takes (a rank's share: a str object per piece
+        is the costliest conversion of a batch)."""
         key = self.prefix + self.files[shard]
         try:
             if isinstance(self.store, LocalStore):
-                return self._read_local(shard, self.store.root / key, rows, verify)
+                return self._read_local(shard, self.store.root / key, rows, verify, ids)
             return self._read_stream(shard, key, rows, verify)
         except FileNotFoundError:
             raise ShardError(f"{self._where(self.files[shard])}: missing") from None
@@ -130,12 +134,12 @@ class ShardSet:
             raise ShardError(f"{self._where(self.files[shard])}: sha256 {digest} differs from the pack manifest's "
                              f"{self.sha256[shard]}: the shard is corrupted or was replaced")
 
-    def _read_local(self, shard: int, path: Path, rows: np.ndarray, verify: bool) -> list[Rows]:
+    def _read_local(self, shard: int, path: Path, rows: np.ndarray, verify: bool, ids: bool = True) -> list[Rows]:
         with pa.memory_map(str(path)) as source:
             buf = source.read_buffer()
             if verify:
                 self._check(shard, hashlib.sha256(memoryview(buf)).hexdigest())
-            return self._parse(shard, buf, rows, read_all=False, whole=True)  # hashed already
+            return self._parse(shard, buf, rows, read_all=False, whole=True, ids=ids)  # hashed already
 
     def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> list[Rows]:
         with self.store.open_read(key) as fh:
@@ -152,13 +156,13 @@ class ShardSet:
                 self._check(shard, reader.hash.hexdigest())
             return got
 
-    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
+    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool, whole: bool, ids: bool = True) -> list[Rows]:
         try:
-            return self._take_rows(ipc.open_stream(source), rows, read_all, whole)
+            return self._take_rows(ipc.open_stream(source), rows, read_all, whole, ids)
         except (pa.ArrowException, ValueError, KeyError) as exc:
             raise ShardError(f"{self._where(self.files[shard])}: not a readable shard ({exc})") from exc
 
-    def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool) -> list[Rows]:
+    def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool, ids: bool = True) -> list[Rows]:
         chunks, start = [], 0
         kept, firsts = [], []  # local: the batches kept whole, converted together below
         for batch in reader:
@@ -177,7 +181,7 @@ class ShardSet:
             start = stop
         if len(rows) and rows[-1] >= start:
             raise ValueError(f"row {int(rows[-1])} asked for, the shard has {start}")
-        return _batches_rows(kept, firsts, self.seq_len) if whole else chunks
+        return _batches_rows(kept, firsts, self.seq_len, ids) if whole else chunks
 
 
 def _doc_ids(flat: pa.Array, starts: int) -> np.ndarray:
@@ -191,19 +195,20 @@ def _doc_ids(flat: pa.Array, starts: int) -> np.ndarray:
     return flat.to_numpy(zero_copy_only=False)
 
 
-def _batches_rows(batches: list[pa.RecordBatch], firsts: list[int], seq_len: int) -> list[Rows]:
+def _batches_rows(batches: list[pa.RecordBatch], firsts: list[int], seq_len: int, ids: bool = True) -> list[Rows]:
     """One `Rows` per record batch (all rows, the first of each at shard row `firsts`), values not copied.
     The piece columns are converted for all the batches at once (a shard's record batches may be small:
     converting each alone costs more than its rows), each batch's `Rows` holding slices of them; the token
     rows stay views of each batch's buffer."""
     if len(batches) < 2:
-        return [batch_rows(b, seq_len, np.arange(f, f + b.num_rows, dtype=np.int64)) for b, f in zip(batches, firsts)]
+        return [batch_rows(b, seq_len, np.arange(f, f + b.num_rows, dtype=np.int64), ids) for b, f in zip(batches, firsts)]
     table = pa.Table.from_batches(batches)
     counts = pc.list_value_length(table.column("doc_ids")).to_numpy()
     offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     doc_starts = pc.list_flatten(table.column("doc_starts")).to_numpy()
-    doc_ids = _doc_ids(pc.list_flatten(table.column("doc_ids")).combine_chunks(), np.count_nonzero(doc_starts))
+    flat_ids = pc.list_flatten(table.column("doc_ids")).combine_chunks()
+    doc_ids = _doc_ids(flat_ids, np.count_nonzero(doc_starts)) if ids else None
     doc_lengths = pc.list_flatten(table.column("doc_lengths")).to_numpy()
     n_pad = table.column("n_pad_tokens").to_numpy()
     out, row = [], 0
@@ -211,22 +216,25 @@ def _batches_rows(batches: list[pa.RecordBatch], firsts: list[int], seq_len: int
         n = batch.num_rows
         a, b = int(offsets[row]), int(offsets[row + n])
         out.append(Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len),
-                        offsets[row:row + n + 1] - a, doc_ids[a:b], doc_lengths[a:b], doc_starts[a:b],
-                        n_pad[row:row + n], np.arange(first, first + n, dtype=np.int64)))
+                        offsets[row:row + n + 1] - a, None if doc_ids is None else doc_ids[a:b], doc_lengths[a:b],
+                        doc_starts[a:b], n_pad[row:row + n], np.arange(first, first + n, dtype=np.int64),
+                        None if ids else flat_ids.slice(a, b - a)))
         row += n
     return out
 
 
-def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray) -> Rows:
+def batch_rows(batch: pa.RecordBatch, seq_len: int, rows: np.ndarray, ids: bool = True) -> Rows:
     """A batch's columns as numpy, values not copied. The three piece columns share one list layout (one
-    entry per piece, as pack writes them), so doc_ids' offsets serve all three."""
+    entry per piece, as pack writes them), so doc_ids' offsets serve all three. `ids=False`: doc_ids stays
+    Arrow strings (`Rows.id_strings`)."""
     doc_ids = batch.column("doc_ids")
     offsets = doc_ids.offsets.to_numpy()
     starts = pc.list_flatten(batch.column("doc_starts")).to_numpy(zero_copy_only=False)
+    flat_ids = pc.list_flatten(doc_ids)
     return Rows(pc.list_flatten(batch.column("input_ids")).to_numpy().reshape(-1, seq_len), offsets - offsets[0],
-                _doc_ids(pc.list_flatten(doc_ids), np.count_nonzero(starts)),
+                _doc_ids(flat_ids, np.count_nonzero(starts)) if ids else None,
                 pc.list_flatten(batch.column("doc_lengths")).to_numpy(), starts,
-                batch.column("n_pad_tokens").to_numpy(), rows)
+                batch.column("n_pad_tokens").to_numpy(), rows, None if ids else flat_ids)
 
 
 def take(rows: Rows, keep: np.ndarray) -> Rows:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from curate.shard_reader import Rows
 
@@ -140,8 +141,20 @@ def _pieces_in_order(chunks: list[Rows], begin: np.ndarray, end: np.ndarray) -> 
         pieces = slice(int(begin[0]), int(end[-1]))
     else:
         pieces = np.repeat(begin - offsets[:-1], count) + np.arange(offsets[-1])  # each sequence's pieces, in order
-    return (offsets, np.concatenate([c.doc_ids for c in chunks])[pieces],
+    return (offsets, _ids(chunks, pieces),
             np.concatenate([c.doc_lengths for c in chunks])[pieces], np.concatenate([c.doc_starts for c in chunks])[pieces])
+
+
+def _ids(chunks: list[Rows], pieces: slice | np.ndarray) -> np.ndarray:
+    """The doc_ids of the given pieces of the chunks joined end to end, as an object array. Chunks read with
+    `ids=False` (a rank's share of long sequences) hold Arrow strings: only these pieces are taken and made
+    Python strs, about 1/world_size of the window's (Arrow's take, then one conversion)."""
+    if all(c.doc_ids is not None for c in chunks):
+        return np.concatenate([c.doc_ids for c in chunks])[pieces]
+    joined = pa.chunked_array([c.id_strings if c.doc_ids is None else pa.array(c.doc_ids, pa.string()) for c in chunks])
+    if isinstance(pieces, slice):
+        return joined.slice(pieces.start, pieces.stop - pieces.start).to_numpy()
+    return joined.take(pa.array(pieces)).to_numpy()
 
 
 def _gathered(chunks: list[Rows], chunk_of: np.ndarray, place: np.ndarray) -> np.ndarray:
@@ -224,7 +237,7 @@ def items(seqs: np.ndarray, shard: np.ndarray, row: np.ndarray, rows: dict[int, 
     into them. Token rows stay where they were read (making a row's view touches none of its tokens)."""
     chunks, chunk_of, place = locate(shard, row, rows)
     begin, end = _piece_bounds(chunks, chunk_of, place)
-    if gather:
+    if gather or any(c.doc_ids is None for c in chunks):  # ids left as Arrow strings: only ours are converted
         offsets, doc_ids, lengths, starts = _pieces_in_order(chunks, begin, end)
         begin, end = offsets[:-1], offsets[1:]
     else:

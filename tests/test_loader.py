@@ -32,7 +32,7 @@ def load(packed, **kw) -> PackedShards:
     return PackedShards(packed.workdir, **kw)
 
 
-@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])  # 4: long sequences' doc_ids converted per rank (`_ids`)
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_ranks_see_every_sequence_once(packed, world_size, shuffle, token_path):
     """The ranks' shares are disjoint, their union is every sequence of the epoch, their sizes differ by at
@@ -116,9 +116,9 @@ def test_window_bounds_what_is_read_together(packed, monkeypatch):
     calls = []
     original = ShardSet.read_chunks
 
-    def spy(self, shard, rows, verify):
+    def spy(self, shard, rows, verify, **kw):
         calls.append((shard, len(rows), verify))
-        return original(self, shard, rows, verify)
+        return original(self, shard, rows, verify, **kw)
 
     monkeypatch.setattr(ShardSet, "read_chunks", spy)
     data = load(packed, seed=1, window=2, rank=1, world_size=2, prefetch=False)

@@ -241,6 +241,9 @@ def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, r
         "pyarrow, 2 ranks (rank 0)": _passes(lambda: pyarrow_items(stream, manifest, 0, 2), passes),
         "loader, 2 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=2),
                                             passes),
+        "pyarrow, 4 ranks (rank 0)": _passes(lambda: pyarrow_items(stream, manifest, 0, 4), passes),
+        "loader, 4 ranks (rank 0)": _passes(lambda: PackedShards(workdir, seed=0, verify=False, world_size=4),
+                                            passes),
     }
     batches = {
         "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, batch)),
@@ -250,6 +253,9 @@ def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, r
         "pyarrow, 2 ranks (rank 0), file order": batched(lambda: pyarrow_batches(stream, manifest, batch, 0, 2)),
         "loader, 2 ranks (rank 0)": batched(
             lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(batch)),
+        "pyarrow, 4 ranks (rank 0), file order": batched(lambda: pyarrow_batches(stream, manifest, batch, 0, 4)),
+        "loader, 4 ranks (rank 0)": batched(
+            lambda: PackedShards(workdir, seed=0, verify=False, world_size=4).batches(batch)),
     }
     times = best_in_rounds({**{f"items: {k}": f for k, f in items.items()},
                             **{f"batches: {k}": f for k, f in batches.items()}}, repeats)
@@ -344,18 +350,19 @@ def check_megatron_core(workdir: Path, out: Path) -> str:
 
 def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | None,
            same_order: dict[str, str] | None = None) -> None:
-    """seq/s and MB/s count what a mode delivers: rank 0 of 2 gets half of the sequences. The first ratio is
-    against `base`, except for rank 0 of 2: against the pyarrow mode of the same rank split (pyarrow reading
-    rank 0's half, in file order), so both sides deliver the same number of sequences. `same_order` names,
+    """seq/s and MB/s count what a mode delivers: rank 0 of N gets 1/N of the sequences. The first ratio is
+    against `base`, except for rank 0 of N: against the pyarrow mode of the same rank split (pyarrow reading
+    rank 0's share, in file order), so both sides deliver the same number of sequences. `same_order` names,
     per mode, the pyarrow mode that delivers the same order, for a second ratio."""
     print(title)
     head = f"{'mode':<40}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
     head += f"{'vs ' + base:>24}" if base else ""
     head += f"{'vs same order':>15}" if same_order else ""
     print(head)
-    ranked = next((k for k in times if k.startswith("pyarrow") and "2 ranks" in k), None)
     for name, t in times.items():
-        share = 0.5 if "2 ranks" in name else 1.0
+        ranks = next((w for w in (2, 4) if f"{w} ranks" in name), 1)
+        share = 1 / ranks
+        ranked = next((k for k in times if k.startswith("pyarrow") and f"{ranks} ranks" in k), None)
         line = f"{name:<40}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
         if base:
             line += f"{times[ranked] / t:>23.2f}x" if share < 1 and ranked else f"{times[base] / t * share:>23.2f}x"
