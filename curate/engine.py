@@ -182,10 +182,13 @@ def _start_embedded(num_cpus: int):
             _await_registration(self)
 
     enable_token_auth_by_default()
-    ensure_token_if_auth_enabled(EMBEDDED_SYSTEM_CONFIG, create_token_if_missing=True)
+    # a copy per start: Ray writes this node's settings into the dict it is given (the object spilling directory
+    # in this session's folder), which a second start in the same process must not inherit
+    system_config = dict(EMBEDDED_SYSTEM_CONFIG)
+    ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
     usage_lib.set_usage_stats_enabled_via_env_var(False)
     params = parameter.RayParams(num_cpus=num_cpus, include_dashboard=False, no_monitor=True,
-                                 _system_config=EMBEDDED_SYSTEM_CONFIG)
+                                 _system_config=system_config)
     return EmbeddedNode(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
 
 

@@ -274,3 +274,28 @@ def test_embedded_start_falls_back_to_ray_init(corpus, tmp_path, how):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert ("starting it with ray.init instead" in proc.stderr) == how.startswith("private")
     assert_matches_local(corpus, tmp_path / "w")
+
+
+def test_second_embedded_start_in_a_process_gets_its_own_settings(tmp_path):
+    """Ray writes a node's settings (its object spilling directory, in that session's folder) into the system
+    config it is given: each start must get its own copy, or a second embedded Ray in the same process (a
+    notebook, the benchmarks) would spill objects into the first one's deleted session folder."""
+    script = (
+        "import json\n"
+        "from curate import engine\n"
+        "before = dict(engine.EMBEDDED_SYSTEM_CONFIG)\n"
+        "dirs = []\n"
+        "for _ in range(2):\n"
+        "    e = engine.RayEngine(num_cpus=1)\n"
+        "    node = e._node  # the head node the engine started\n"
+        "    spill = json.loads(node._config['object_spilling_config'])['params']['directory_path']\n"
+        "    dirs.append((spill, node.get_session_dir_path()))\n"
+        "    e.close()\n"
+        "assert engine.EMBEDDED_SYSTEM_CONFIG == before, engine.EMBEDDED_SYSTEM_CONFIG\n"
+        "assert all(spill == session for spill, session in dirs), dirs\n"
+        "assert dirs[0][1] != dirs[1][1], dirs\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=clean_env(tmp_path / "home"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "object spilling config is specified" not in proc.stderr
