@@ -27,15 +27,20 @@ def as_tuples(batches) -> list[tuple]:
     return out
 
 
-def test_baselines_deliver_the_loaders_batches(tmp_path):
-    workdir = write_shards(tmp_path / "w", shards=5, seqs=30, seq_len=64)
-    shards = workdir / "shards"
-    manifest = json.loads((shards / "manifest.json").read_text())
+def shards_to_read(root, shards: int, seqs: int):
+    """Shards written for the test: (work directory, pack manifest, the baselines' stream opener)."""
+    workdir = write_shards(root, shards=shards, seqs=seqs, seq_len=64)
+    folder = workdir / "shards"
 
     def stream(name):
-        with pa.memory_map(str(shards / name)) as source:
+        with pa.memory_map(str(folder / name)) as source:
             yield from pa.ipc.open_stream(source)
 
+    return workdir, json.loads((folder / "manifest.json").read_text()), stream
+
+
+def test_baselines_deliver_the_loaders_batches(tmp_path):
+    workdir, manifest, stream = shards_to_read(tmp_path / "w", shards=5, seqs=30)
     in_order = as_tuples(PackedShards(workdir, shuffle=False, verify=False).batches(7))
     assert as_tuples(pyarrow_batches(stream, manifest, 7)) == in_order
     shuffled = as_tuples(PackedShards(workdir, seed=0, verify=False).batches(7))
@@ -47,14 +52,7 @@ def test_baselines_deliver_the_loaders_batches(tmp_path):
 def test_rank_baselines_deliver_the_loaders_rank_share(tmp_path):
     """pyarrow's rank 0 of 2 (and rank 1 of 3) hands out what the loader's rank does without shuffling: the
     comparison for a rank is with pyarrow doing the same share, not the whole data."""
-    workdir = write_shards(tmp_path / "w", shards=3, seqs=20, seq_len=64)
-    shards = workdir / "shards"
-    manifest = json.loads((shards / "manifest.json").read_text())
-
-    def stream(name):
-        with pa.memory_map(str(shards / name)) as source:
-            yield from pa.ipc.open_stream(source)
-
+    workdir, manifest, stream = shards_to_read(tmp_path / "w", shards=3, seqs=20)
     for rank, world_size in ((0, 2), (1, 2), (1, 3)):
         data = PackedShards(workdir, shuffle=False, verify=False, rank=rank, world_size=world_size)
         want = as_tuples(data.batches(7))
