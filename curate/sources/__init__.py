@@ -291,13 +291,12 @@ def read_partition(partition: Partition, recipe, lenient: bool = False, stream=N
 
 
 def _slice_tables(partition: Partition, source, prefix: str, stream) -> Iterator[pa.Table]:
-    """A row slice's records from the shared stream, or from its own (reading the rows before it)."""
+    """A row slice's records from the shared stream, or from its own (`RowStream.tables` reads past the rows
+    before the slice without converting them)."""
     if stream is not None:
         yield from stream.tables(partition.row_slice)
         return
     with tables.RowStream(partition.files[0], partition.row_groups, source, prefix, source.format) as own:
-        for k in range(partition.row_slice[0]):
-            own.skip((k, partition.row_slice[1]))
         yield from own.tables(partition.row_slice)
 
 
