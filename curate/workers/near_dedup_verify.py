@@ -243,7 +243,7 @@ def route_plan(pair_files: list[str], n_tasks: int, cap: int, out: str, out_need
             K.unite(parent, K.lookup(table, nodes, u), K.lookup(table, nodes, v))
         task_of, cut = pack_components(K.flatten(parent), n_tasks, cap)
         del parent
-        own, cross = np.zeros(nodes.size, bool), _Distinct()
+        own, cross = np.zeros(nodes.size, bool), _IntSet()
         files, buf, held, read = [], [], 0, 0
         for u, v in _pair_groups(pair_files):
             a, b = K.lookup(table, nodes, u), K.lookup(table, nodes, v)
@@ -277,36 +277,30 @@ def _pair_groups(pair_files: list[str]):
                 yield g["u"].to_numpy().astype(np.int64), g["v"].to_numpy().astype(np.int64)
 
 
-class _Distinct:
-    """Distinct int64 values gathered in pieces, merged whenever the pieces outgrow the values so far:
-    memory about twice the distinct values, whatever the number of repeats."""
+class _IntSet:
+    """Distinct int64 values (>= 0) in the compiled hash set of `near_dedup_kernels.distinct_add`: memory by
+    the distinct values, whatever the number of repeats added."""
 
     def __init__(self):
-        self.merged, self.pending, self.held = np.zeros(0, np.int64), [], 0
+        self.table, self.seen, self.count = np.full(1 << 16, -1, np.int64), np.empty(1 << 15, np.int64), 0
 
     def add(self, values: np.ndarray) -> None:
-        if values.size:
-            self.pending.append(np.unique(values))
-            self.held += self.pending[-1].size
-        if self.held > max(self.merged.size, 1 << 20):
-            self.values()
+        from curate.stages import near_dedup_kernels as K
+
+        self.table, self.seen, self.count = K.distinct_add(self.table, self.seen, self.count, values)
 
     def values(self) -> np.ndarray:
-        if self.pending:
-            self.merged = np.unique(np.concatenate([self.merged, *self.pending]))
-            self.pending, self.held = [], 0
-        return self.merged
+        """The distinct values, in the order they first came."""
+        return self.seen[:self.count]
 
 
 def _distinct_nodes(pair_files: list[str]) -> np.ndarray:
-    """The node ids of the pair files, sorted, gathered in a hash set (memory by the distinct nodes)."""
-    from curate.stages import near_dedup_kernels as K
-
-    table, values, count = np.full(1 << 16, -1, np.int64), np.empty(1 << 15, np.int64), 0
+    """The node ids of the pair files, sorted."""
+    nodes = _IntSet()
     for u, v in _pair_groups(pair_files):
-        table, values, count = K.distinct_add(table, values, count, u)
-        table, values, count = K.distinct_add(table, values, count, v)
-    return np.sort(values[:count])
+        nodes.add(u)
+        nodes.add(v)
+    return np.sort(nodes.values())
 
 
 def _write_routed(out: str, k: int, buf: list, nodes: np.ndarray, task_of: np.ndarray) -> str:
