@@ -195,12 +195,7 @@ class PackedShards:
         # keep the per-shard conversion, whose repeated ids are made strs once each
         short = self.seq_len * self.shards.dtype.itemsize < window_rows.GATHER_BELOW
         ids = self.world_size * self._split[1] < 4 or short
-        # rows ascending within each shard (distinct: once per epoch): one int64 key (shard, row) sorted, which is
-        # faster than lexsort or argsort
-        keys = np.sort((shard.astype(np.int64) << 32) | row)
-        shards, rows_sorted = keys >> 32, keys & 0xFFFFFFFF
-        cuts = np.flatnonzero(np.diff(shards)) + 1
-        for s, rows in zip(shards[np.concatenate([[0], cuts])].tolist(), np.split(rows_sorted, cuts)):
+        for s, rows in rows_by_shard(shard, row, self.shards.sizes):
             got[s] = self.shards.read_chunks(s, rows, verify=self.verify and s not in self._verified, ids=ids)
             self._verified.add(s)
         return got
@@ -240,6 +235,17 @@ class PackedShards:
         other._split = (int(part), int(parts), int(block))
         other._consumed = self._consumed  # a count, not the running window's iterator
         return other
+
+
+def rows_by_shard(shard: np.ndarray, row: np.ndarray, sizes: tuple[int, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    """(shard, its rows ascending) for each shard the sequences at (`shard`, `row`) fall in, shards ascending.
+    The rows are distinct (a sequence comes once per epoch), so a mark per row of the shard and the marked
+    rows in order replace a sort: linear, where sorting the window's (shard, row) keys cost ~50 ns a
+    sequence (12 ms for a window of 262,144 short sequences)."""
+    for s in np.flatnonzero(np.bincount(shard, minlength=len(sizes))).tolist():
+        marked = np.zeros(sizes[s], bool)
+        marked[row[shard == s]] = True
+        yield s, np.flatnonzero(marked)
 
 
 class _Ahead:
