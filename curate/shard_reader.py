@@ -187,14 +187,18 @@ class ShardSet:
         in one call (parsing a mapped stream reads no values) and the batches are picked by one vectorised
         search, not a Python step per record batch (a shard of short sequences has hundreds)."""
         table = reader.read_all()
-        sizes = [b.num_rows for b in table.to_batches()] if table.num_rows else []
+        batches = table.to_batches()
+        sizes = [b.num_rows for b in batches]
         ends = np.cumsum(sizes, dtype=np.int64)
         if len(rows) and (not len(ends) or rows[-1] >= ends[-1]):
             raise ValueError(f"row {int(rows[-1])} asked for, the shard has {int(ends[-1]) if len(ends) else 0}")
         starts = ends - sizes
         held = np.flatnonzero(np.searchsorted(rows, ends) > np.searchsorted(rows, starts))
+        if len(held) == 1:  # one record batch: its own columns, without a table's chunked ones
+            k = int(held[0])
+            return [batch_rows(batches[k], self.seq_len, np.arange(starts[k], ends[k], dtype=np.int64), ids)]
         if len(held) < len(sizes):
-            table = pa.Table.from_batches([table.to_batches()[k] for k in held.tolist()], table.schema)
+            table = pa.Table.from_batches([batches[k] for k in held.tolist()], table.schema)
         return _table_rows(table, starts[held], self.seq_len, ids)
 
 

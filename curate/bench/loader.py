@@ -10,9 +10,11 @@ Two workloads, each against the same Arrow IPC files read with pyarrow alone (pl
   (`input_ids` (b, seq_len) contiguous, `doc_offsets`, flat `doc_ids` / `doc_lengths` / `doc_starts`,
   `index`), and the consumer copies every batch's tokens once into a staging buffer (what a host-to-device
   copy does), so every token byte is read on both sides. pyarrow in file order cuts each record batch's
-  columns into views; pyarrow in the loader's order reads each of the loader's windows of shards whole and
-  puts it in the loader's order with `Table.take` (pyarrow has no seeded shard-aware shuffle, so it is
-  handed the loader's permutation, computed by `curate.epoch_order`), then cuts the same way.
+  columns into views; pyarrow + numpy in the loader's order reads each of the loader's windows of shards
+  with pyarrow, puts the window's sequences (or a rank's share of them) in the loader's order with one numpy
+  index for the piece columns, and copies each batch's token rows into one array (`np.concatenate` of row
+  views): the least work that hands out the loader's batches (pyarrow has no seeded shard-aware shuffle, so
+  it is handed the loader's permutation, computed by `curate.epoch_order`).
 
 The loader also does the rank split and (with verify, first epoch) the sha256 of every shard. Local disk:
 memory-mapped files (page cache warm after the first round). Loopback S3: moto's server in this process
@@ -41,6 +43,9 @@ SHARDS, SEQS, SEQ_LEN = 8, 1024, 4096  # 8 shards of 8 MB (uint16): 64 MB, 8192 
 REPEATS = 5
 BATCH = 16  # sequences per batch in the batch modes (a per-rank micro-batch of 4,096-token sequences)
 LOCAL_PASSES = 10
+# per loader mode in batches, the pyarrow mode that hands out the same batches (`_table`'s second ratio)
+SAME_ORDER = {"loader": "pyarrow + numpy, loader's order", "loader, no shuffle": "pyarrow, file order",
+              **{f"loader, {w} ranks (rank 0)": f"pyarrow + numpy, {w} ranks (rank 0), loader's order" for w in (2, 4)}}
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -169,25 +174,51 @@ def _every(block: dict, start: int, step: int) -> dict:
             **{k: block[k][pieces] for k in ("doc_ids", "doc_lengths", "doc_starts")}, "index": block["index"][start::step]}
 
 
-def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, window: int):
+class _GatheredRows:
+    """Token rows in a given order, as views of the arrays read; a slice [a:b] copies those rows into one
+    contiguous (b - a, seq_len) array (`np.concatenate` of the views: numpy's cheapest gather of rows)."""
+
+    def __init__(self, views: list[np.ndarray], seq_len: int):
+        self.views, self.seq_len = views, seq_len
+
+    def __getitem__(self, cut: slice) -> np.ndarray:
+        rows = self.views[cut]
+        return np.concatenate(rows).reshape(len(rows), self.seq_len)
+
+
+def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, window: int, rank: int = 0,
+                             world_size: int = 1):
     """The baseline in batches, in the loader's order: per window of shards (the loader's windows), the
-    shards read whole with pyarrow, put in the loader's order by `Table.take` (pyarrow has no seeded
-    shard-aware shuffle of its own, so it is handed the loader's permutation: `EpochOrder`, pure numpy),
-    then cut into batches of `size` as in file order."""
-    from curate.epoch_order import EpochOrder
+    shards' record batches read with pyarrow and their columns taken as numpy (token rows views of the
+    files), the window's sequences put in the loader's order (rank `rank`'s share: positions rank, rank +
+    world_size, ... of the epoch) with one numpy index for the piece columns, and each batch's token rows
+    copied into one contiguous array; then cut into batches of `size` as in file order. pyarrow has no
+    seeded shard-aware shuffle of its own, so it is handed the loader's permutation (`EpochOrder`, pure numpy)."""
+    from curate.epoch_order import EpochOrder, rank_positions
 
     order = EpochOrder(tuple(e["sequences"] for e in manifest["shards"]), seed, 0, True, window)
-    offsets = order.offsets
+    offsets, starts, seq_len = order.offsets, order.window_starts(), manifest["seq_len"]
 
     def blocks():
         for w, shards in enumerate(order.windows()):
-            table = pa.Table.from_batches([b for s in shards.tolist() for b in open_stream(manifest["shards"][s]["file"])])
+            read = [_arrow_block(batch, seq_len, 0) for s in shards.tolist()
+                    for batch in open_stream(manifest["shards"][s]["file"])]
+            views = [row for block in read for row in block["input_ids"]]
+            ends = np.cumsum([0] + [int(b["doc_offsets"][-1]) for b in read])
+            bounds = np.concatenate([b["doc_offsets"][:-1] + e for b, e in zip(read, ends[:-1])] + [ends[-1:]])
             local = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in shards.tolist()])
-            seqs = order.window_sequences(w)
-            rows = np.empty(int(local.max()) + 1, np.int64)
-            rows[local] = np.arange(len(local))
-            block = _arrow_block(table.take(pa.array(rows[seqs])), manifest["seq_len"], 0)
-            block["index"] = seqs
+            slot_of = np.empty(int(local.max()) + 1, np.int64)
+            slot_of[local] = np.arange(len(local))
+            positions = rank_positions(int(starts[w]), int(starts[w + 1]), 0, rank, world_size)
+            seqs = order.window_sequences(w)[positions - starts[w]]
+            slots = slot_of[seqs]
+            begin, count = bounds[slots], bounds[slots + 1] - bounds[slots]
+            out = np.zeros(len(slots) + 1, np.int64)
+            np.cumsum(count, out=out[1:])
+            pieces = np.repeat(begin - out[:-1], count) + np.arange(out[-1])
+            block = {"input_ids": _GatheredRows([views[k] for k in slots.tolist()], seq_len), "doc_offsets": out,
+                     **{k: np.concatenate([b[k] for b in read])[pieces] for k in ("doc_ids", "doc_lengths", "doc_starts")},
+                     "index": seqs}
             yield block
     return _in_batches(blocks(), size)
 
@@ -247,13 +278,17 @@ def bench_local(workdir: Path, passes: int = LOCAL_PASSES, batch: int = BATCH, r
     }
     batches = {
         "pyarrow, file order": batched(lambda: pyarrow_batches(stream, manifest, batch)),
-        "pyarrow, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2)),
+        "pyarrow + numpy, loader's order": batched(lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2)),
         "loader": batched(lambda: PackedShards(workdir, seed=0, verify=False).batches(batch)),
         "loader, no shuffle": batched(lambda: PackedShards(workdir, shuffle=False, verify=False).batches(batch)),
         "pyarrow, 2 ranks (rank 0), file order": batched(lambda: pyarrow_batches(stream, manifest, batch, 0, 2)),
+        "pyarrow + numpy, 2 ranks (rank 0), loader's order": batched(
+            lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2, 0, 2)),
         "loader, 2 ranks (rank 0)": batched(
             lambda: PackedShards(workdir, seed=0, verify=False, world_size=2).batches(batch)),
         "pyarrow, 4 ranks (rank 0), file order": batched(lambda: pyarrow_batches(stream, manifest, batch, 0, 4)),
+        "pyarrow + numpy, 4 ranks (rank 0), loader's order": batched(
+            lambda: pyarrow_shuffled_batches(stream, manifest, batch, 0, 2, 0, 4)),
         "loader, 4 ranks (rank 0)": batched(
             lambda: PackedShards(workdir, seed=0, verify=False, world_size=4).batches(batch)),
     }
@@ -353,9 +388,9 @@ def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | N
     """seq/s and MB/s count what a mode delivers: rank 0 of N gets 1/N of the sequences. The first ratio is
     against `base`, except for rank 0 of N: against the pyarrow mode of the same rank split (pyarrow reading
     rank 0's share, in file order), so both sides deliver the same number of sequences. `same_order` names,
-    per mode, the pyarrow mode that delivers the same order, for a second ratio."""
+    per mode, the pyarrow mode that delivers the same sequences in the same order, for a second ratio."""
     print(title)
-    head = f"{'mode':<40}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
+    head = f"{'mode':<52}{'seconds':>9}{'seq/s':>10}{'MB/s':>9}"
     head += f"{'vs ' + base:>24}" if base else ""
     head += f"{'vs same order':>15}" if same_order else ""
     print(head)
@@ -363,12 +398,12 @@ def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | N
         ranks = next((w for w in (2, 4) if f"{w} ranks" in name), 1)
         share = 1 / ranks
         ranked = next((k for k in times if k.startswith("pyarrow") and f"{ranks} ranks" in k), None)
-        line = f"{name:<40}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
+        line = f"{name:<52}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
         if base:
             line += f"{times[ranked] / t:>23.2f}x" if share < 1 and ranked else f"{times[base] / t * share:>23.2f}x"
         if same_order:
             other = same_order.get(name)
-            line += f"{times[other] / t * share:>14.2f}x" if other else f"{'':>15}"
+            line += f"{times[other] / t:>14.2f}x" if other else f"{'':>15}"  # both deliver the same sequences
         print(line)
 
 
@@ -384,7 +419,7 @@ def bench_short(tmp: Path) -> None:
     items, batches = bench_local(workdir, passes=1, batch=256, repeats=3)
     _table("local disk, one dict per sequence", items, mb, n, "pyarrow")
     _table("local disk, batches of 256 (tokens copied once by the consumer)", batches, mb, n, "pyarrow, file order",
-           {"loader": "pyarrow, loader's order", "loader, no shuffle": "pyarrow, file order"})
+           SAME_ORDER)
 
 
 def main() -> None:
@@ -406,8 +441,7 @@ def main() -> None:
             items, batches = bench_local(workdir)
             _table("local disk (memory-mapped, page cache warm), one dict per sequence", items, mb, n, "pyarrow")
             _table(f"local disk, batches of {BATCH} (tokens copied once by the consumer)", batches, mb, n,
-                   "pyarrow, file order", {"loader": "pyarrow, loader's order",
-                                           "loader, no shuffle": "pyarrow, file order"})
+                   "pyarrow, file order", SAME_ORDER)
             if "no-s3" not in only:
                 items, batches = bench_s3(workdir)
                 _table("loopback S3 (moto in this process), one dict per sequence", items, mb, n,
