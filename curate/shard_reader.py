@@ -203,7 +203,8 @@ class ShardSet:
 
 
 def map_file(path: Path) -> pa.Buffer:
-    """A read-only memory map of a whole file as an Arrow buffer (unmapped when the last view of it goes).
+    """A read-only memory map of a whole file as an Arrow buffer (unmapped, and the descriptor the map holds
+    closed, when the last view of it goes).
     Unlike `pa.memory_map`, whose reads ask the kernel to read the range ahead (madvise WILLNEED walks the
     file's pages in the page cache: ~0.1 ms per 8 MB even when every page is there), the kernel is asked
     only when the file is not in the page cache (its first, middle and last pages are probed without
