@@ -7,7 +7,7 @@ WORKDIR ?= work/demo
 RUN := $(CURATE) run $(RECIPE) --workdir $(WORKDIR)
 SETUP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench bench-scale stats clean publish ingest exact-dedup near-dedup language quality decontaminate redact tokenize pack
+.PHONY: setup training-extras demo test lint bench bench-scale stats clean publish ingest exact-dedup near-dedup language quality decontaminate redact tokenize pack
 
 setup: $(SETUP)
 
@@ -16,10 +16,20 @@ $(SETUP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(MAKE) --no-print-directory training-extras
 	$(CURATE) assets
 	$(CURATE) sample data/demo
 	$(CURATE) train-tokenizer recipes/demo.yaml --vocab-size 8192 --out assets/demo-tokenizer.json
 	touch $(SETUP)
+
+# The training side's optional parts: torch (the loader's DataLoader wrapper) and megatron-core (its own reader
+# of the Megatron export), for their tests and make bench. torch comes only from a wheel pip finds without an
+# index (a local CPU build; the registry's default build is several GB of CUDA): where there is none, both are
+# left out and their tests are skipped, saying why.
+training-extras:
+	@if $(VENV)/bin/pip install --quiet --no-index --no-deps torch 2>/dev/null; then \
+	  $(VENV)/bin/pip install --quiet torch 'megatron-core>=0.16,<0.20' && echo "torch and megatron-core installed"; \
+	else echo "torch: no local wheel, so torch and megatron-core are not installed (their tests are skipped)"; fi
 
 demo: setup
 	$(RUN)

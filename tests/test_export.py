@@ -75,6 +75,35 @@ def test_megatron_reads_back(packed, tmp_path, unit):
     assert json.loads((tmp_path / "out.manifest.json").read_text()) == manifest
 
 
+def megatron_core_indexed_dataset():
+    """megatron-core's own IndexedDataset class, or a skip where megatron-core (and torch) are not installed
+    (`make test` installs them only from a local wheel of torch's CPU build)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # megatron-core warns on import that Transformer Engine and Apex are absent
+        try:
+            from megatron.core.datasets.indexed_dataset import IndexedDataset
+        except ImportError as exc:
+            pytest.skip(f"megatron-core is not installed ({exc})")
+    return IndexedDataset
+
+
+@pytest.mark.parametrize("unit", ["sequence", "document"])
+@pytest.mark.parametrize("vocab", [300, 100_000])  # uint16 and int32 tokens
+def test_megatron_core_reads_the_export(packed, tmp_path, unit, vocab):
+    """megatron-core's own reader of the format, where it can be installed: every entry equals the sequence
+    (pad dropped) or the document, the document index is one entry per document, and the dtype is kept."""
+    IndexedDataset = megatron_core_indexed_dataset()
+    source = packed if vocab == 300 else write_packed(tmp_path / "w", sizes=(3, 2), vocab=vocab)
+    export(source.workdir, "megatron", tmp_path / "out", unit=unit)
+    data = IndexedDataset(str(tmp_path / "out"))
+    want = sequences(source) if unit == "sequence" else documents(source)
+    assert [data[i].tolist() for i in range(len(data))] == want
+    assert data[0].dtype == (np.uint16 if vocab == 300 else np.int32)
+    assert data.document_indices.tolist() == list(range(len(want) + 1))
+
+
 def test_megatron_int32_for_a_large_vocabulary(tmp_path):
     packed = write_packed(tmp_path / "w", sizes=(3, 2), vocab=100_000)
     export(packed.workdir, "megatron", tmp_path / "big")
