@@ -99,12 +99,11 @@ def test_explain_stats_and_publish_read_the_bucket(corpus, bucket_run, tmp_path,
 
     dropped = next(p for p in sorted(local.glob("*/dropped/part-*.parquet")) if pq.read_metadata(p).num_rows)
     doc = pq.read_table(dropped, columns=["id"])["id"][0].as_py()
-    for where in (uri, str(local)):
-        said = curate("explain", where, doc, "--endpoint-url", s3_endpoint)
-        assert said.returncode == 0, said.stderr
-        assert "DROPPED" in said.stdout
-    remote_explain = curate("explain", uri, doc, "--endpoint-url", s3_endpoint).stdout
-    assert remote_explain == curate("explain", str(local), doc).stdout
+    said = {where: curate("explain", where, doc, "--endpoint-url", s3_endpoint) for where in (uri, str(local))}
+    for done in said.values():
+        assert done.returncode == 0, done.stderr
+        assert "DROPPED" in done.stdout
+    assert said[uri].stdout == said[str(local)].stdout
 
     report = curate("stats", uri, "--endpoint-url", s3_endpoint)
     assert report.returncode == 0, report.stderr
@@ -123,8 +122,9 @@ def test_explain_stats_and_publish_read_the_bucket(corpus, bucket_run, tmp_path,
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["exact_dedup", "tokenize"])
 def test_kill_minus_9_mid_stage_in_a_bucket_then_resume(corpus, bucket_run, s3_endpoint, stage):
-    """The finished upstream stages are copied into a fresh prefix; the run is killed once a few of the
-    stage's part records exist there, and the rerun reuses them and ends with the uninterrupted bytes."""
+    """The finished upstream stages are copied into a fresh prefix; a run of the stage is killed once a few of
+    its part records exist there, and the rerun reuses them and ends with the uninterrupted bytes (the stages
+    after it are not run: their inputs are then the same bytes, so they would only repeat the comparison)."""
     recipe, _ = corpus
     client, bucket, prefix, _, _ = bucket_run
     clean = objects(client, bucket, prefix)
@@ -138,7 +138,7 @@ def test_kill_minus_9_mid_stage_in_a_bucket_then_resume(corpus, bucket_run, s3_e
         listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{work}/{stage}/_parts/")
         return len(listed.get("Contents", []))
 
-    rest = ",".join(STAGES[STAGES.index(stage):])
+    rest = stage
     proc = curate("run", str(recipe), "--workdir", uri, "--endpoint-url", s3_endpoint, "--engine", "local",
                   "--stages", rest, env={"CURATE_TASK_DELAY": "0.3"}, wait=False)
     try:
@@ -152,7 +152,10 @@ def test_kill_minus_9_mid_stage_in_a_bucket_then_resume(corpus, bucket_run, s3_e
                    "--stages", rest)
     assert rerun.returncode == 0, rerun.stderr
     assert "reusing" in rerun.stderr
-    assert outputs(objects(client, bucket, work)) == outputs(clean)
+    done = STAGES[: STAGES.index(stage) + 1]
+    want = {k: v for k, v in outputs(clean).items() if k.split("/", 1)[0] in done}
+    assert any(k.startswith(f"{stage}/") for k in want)
+    assert outputs(objects(client, bucket, work)) == want
 
 
 # ------------------------------------------------------------------------------------------------ bad places
