@@ -141,13 +141,14 @@ class ShardSet:
         buf = map_file(path)
         if verify:
             self._check(shard, hashlib.sha256(memoryview(buf)).hexdigest())
-        return self._parse(shard, buf, rows, read_all=False, whole=True, ids=ids)  # hashed already
+        return self._parse(shard, buf, lambda reader: self._whole_batches(reader, rows, ids))  # hashed already
 
     def _read_stream(self, shard: int, key: str, rows: np.ndarray, verify: bool) -> list[Rows]:
         with self.store.open_read(key) as fh:
             reader = _HashingReader(fh)
             try:
-                got = self._parse(shard, pa.PythonFile(reader, mode="r"), rows, read_all=verify, whole=False)
+                got = self._parse(shard, pa.PythonFile(reader, mode="r"), lambda ipc_reader: self._take_rows(
+                    ipc_reader, rows, read_all=verify))
             except ShardError:
                 if verify:  # corruption shows up as a parse error first; name the checksum if it differs
                     reader.drain()
@@ -158,15 +159,17 @@ class ShardSet:
                 self._check(shard, reader.hash.hexdigest())
             return got
 
-    def _parse(self, shard: int, source, rows: np.ndarray, read_all: bool, whole: bool, ids: bool = True) -> list[Rows]:
+    def _parse(self, shard: int, source, read) -> list[Rows]:
+        """`read` applied to the shard's IPC stream reader; a malformed stream is a ShardError naming the shard."""
         try:
-            return self._take_rows(ipc.open_stream(source), rows, read_all, whole, ids)
+            return read(ipc.open_stream(source))
         except (pa.ArrowException, ValueError, KeyError) as exc:
             raise ShardError(f"{self._where(self.files[shard])}: not a readable shard ({exc})") from exc
 
-    def _take_rows(self, reader, rows: np.ndarray, read_all: bool, whole: bool, ids: bool = True) -> list[Rows]:
-        if whole:
-            return self._whole_batches(reader, rows, ids)
+    def _take_rows(self, reader, rows: np.ndarray, read_all: bool) -> list[Rows]:
+        """A stream's rows asked for, one `Rows` per record batch they fall in: a batch wholly asked for as it
+        is, a batch partly asked for reduced to those rows (memory: only them). `read_all`: read to the end of
+        the stream even after the last row asked for (a checksum needs every byte)."""
         chunks, start = [], 0
         for batch in reader:
             if not read_all and len(rows) and start > rows[-1]:
