@@ -162,14 +162,18 @@ def pyarrow_batches(open_stream, manifest: dict, size: int, rank: int = 0, world
     return _in_batches(blocks(), size)
 
 
+def _pieces(begin: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' pieces gathered in the rows' order: the new offsets, and the index of every piece to take."""
+    out = np.zeros(len(count) + 1, np.int64)
+    np.cumsum(count, out=out[1:])
+    return out, np.repeat(begin - out[:-1], count) + np.arange(out[-1])
+
+
 def _every(block: dict, start: int, step: int) -> dict:
     """Rows start, start + step, ... of a block: token rows and index as strided views, pieces gathered."""
     offsets = block["doc_offsets"]
     begin, end = offsets[start:-1:step], offsets[start + 1::step]
-    count = end - begin
-    out = np.zeros(len(count) + 1, np.int64)
-    np.cumsum(count, out=out[1:])
-    pieces = np.repeat(begin - out[:-1], count) + np.arange(out[-1])
+    out, pieces = _pieces(begin, end - begin)
     return {"input_ids": block["input_ids"][start::step], "doc_offsets": out,
             **{k: block[k][pieces] for k in ("doc_ids", "doc_lengths", "doc_starts")}, "index": block["index"][start::step]}
 
@@ -212,10 +216,7 @@ def pyarrow_shuffled_batches(open_stream, manifest: dict, size: int, seed: int, 
             positions = rank_positions(int(starts[w]), int(starts[w + 1]), 0, rank, world_size)
             seqs = order.window_sequences(w)[positions - starts[w]]
             slots = slot_of[seqs]
-            begin, count = bounds[slots], bounds[slots + 1] - bounds[slots]
-            out = np.zeros(len(slots) + 1, np.int64)
-            np.cumsum(count, out=out[1:])
-            pieces = np.repeat(begin - out[:-1], count) + np.arange(out[-1])
+            out, pieces = _pieces(bounds[slots], bounds[slots + 1] - bounds[slots])
             block = {"input_ids": _GatheredRows([views[k] for k in slots.tolist()], seq_len), "doc_offsets": out,
                      **{k: np.concatenate([b[k] for b in read])[pieces] for k in ("doc_ids", "doc_lengths", "doc_starts")},
                      "index": seqs}
@@ -397,7 +398,7 @@ def _table(title: str, times: dict[str, float], mb: float, n: int, base: str | N
     for name, t in times.items():
         ranks = next((w for w in (2, 4) if f"{w} ranks" in name), 1)
         share = 1 / ranks
-        ranked = next((k for k in times if k.startswith("pyarrow") and f"{ranks} ranks" in k), None)
+        ranked = next((k for k in times if k.startswith(f"pyarrow, {ranks} ranks")), None)  # its file-order share
         line = f"{name:<52}{t:>9.3f}{n * share / t:>10.0f}{mb * share / t:>9.1f}"
         if base:
             line += f"{times[ranked] / t:>23.2f}x" if share < 1 and ranked else f"{times[base] / t * share:>23.2f}x"
